@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/arubug/arubug/internal/bugreport"
+	"github.com/arubug/arubug/internal/capture"
+	"github.com/arubug/arubug/internal/clickhouse"
+	"github.com/arubug/arubug/internal/clickhouse/localch"
+	"github.com/arubug/arubug/internal/config"
+	"github.com/arubug/arubug/internal/server"
+	"github.com/arubug/arubug/internal/spool"
+)
+
+// devToken is the project token `arubug dev` accepts when none is set.
+const devToken = "phc_arubug_dev"
+
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config.Config, error) {
+	def := config.Default()
+	if name == "dev" {
+		def.Addr = "127.0.0.1:8000"
+		def.LogFormat = "text"
+		def.DataDir = ".arubug-dev"
+	}
+	cfg, err := config.Load(name, def, args, getenv, stderr)
+	if err != nil {
+		return cfg, err
+	}
+	if name == "dev" && len(cfg.ProjectTokens) == 0 && len(cfg.Projects) == 0 {
+		cfg.ProjectTokens = []string{devToken}
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// clickHouseSource yields a DSN: the configured one, or a managed local
+// server's. stop stops the managed server, if any.
+func clickHouseSource(ctx context.Context, cfg config.Config, log *slog.Logger) (dsn string, stop func(), err error) {
+	if cfg.ClickHouseDSN != "" {
+		return cfg.ClickHouseDSN.Reveal(), func() {}, nil
+	}
+	dir := filepath.Join(cfg.DataDir, "clickhouse")
+	log.Info("no clickhouse_dsn set: starting a managed local clickhouse-server", "data_dir", dir)
+	start := time.Now()
+	srv, err := localch.Start(ctx, localch.Options{Binary: cfg.ClickHouseBinary, DataDir: dir, Logger: log.With("component", "localch")})
+	if err != nil {
+		return "", nil, err
+	}
+	log.Info("managed clickhouse-server ready", "tcp", srv.TCPAddr(), "http", srv.HTTPAddr(), "took", time.Since(start).Round(time.Millisecond))
+	return srv.DSN("arubug"), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			log.Warn("stopping managed clickhouse-server", "err", err)
+		}
+	}, nil
+}
+
+// store connects to ClickHouse on first use and migrates, so that the
+// collector starts and accepts events while ClickHouse is still down; the
+// spool keeps them until it answers.
+type store struct {
+	dsn string
+	log *slog.Logger
+	mu  sync.Mutex
+	db  *clickhouse.DB
+}
+
+var _ bugreport.EventWriter = (*store)(nil)
+
+func (s *store) get(ctx context.Context) (*clickhouse.DB, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		return s.db, nil
+	}
+	db, err := clickhouse.Open(ctx, clickhouse.Options{DSN: s.dsn, Logger: s.log, CreateDatabase: true})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.log.Info("connected to clickhouse", "database", db.Database())
+	s.db = db
+	return db, nil
+}
+
+func (s *store) WriteEvents(ctx context.Context, events []bugreport.Event) error {
+	db, err := s.get(ctx)
+	if err != nil {
+		return err
+	}
+	return db.WriteEvents(ctx, events)
+}
+
+func (s *store) ping(ctx context.Context) error {
+	db, err := s.get(ctx)
+	if err != nil {
+		return errors.New("clickhouse unreachable")
+	}
+	if err := db.Ping(ctx); err != nil {
+		return errors.New("clickhouse unreachable")
+	}
+	return nil
+}
+
+func (s *store) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		_ = s.db.Close()
+	}
+}
+
+func serveCmd(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(name, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", indent(err))
+	}
+	log := newLogger(cfg, stderr)
+	projects, _ := cfg.ProjectList()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if name == "dev" && cfg.AdminToken == "" {
+		tok, path, err := devAdminToken(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		cfg.AdminToken = config.Secret(tok)
+		log.Info("dev admin token generated", "file", path)
+	}
+
+	// Listen before starting ClickHouse so that a taken port fails fast.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set --addr or ARUBUG_ADDR to another address)", cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	dsn, stopCH, err := clickHouseSource(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopCH()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	sp, err := spool.Open(spool.Options{
+		Path:       filepath.Join(cfg.DataDir, "spool", "events.db"),
+		MaxBytes:   cfg.SpoolMaxBytes,
+		Logger:     log.With("component", "spool"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+
+	st := &store{dsn: dsn, log: log.With("component", "clickhouse")}
+	defer st.close()
+	if err := st.ping(ctx); err != nil {
+		log.Warn("clickhouse is not reachable yet; events are kept in the spool until it is", "err", err)
+	}
+
+	drainCtx, stopDrain := context.WithCancel(context.Background())
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		sp.Drain(drainCtx, st, spool.DrainOptions{
+			BatchEvents:   cfg.BatchEvents,
+			FlushInterval: cfg.FlushInterval,
+			FinalFlush:    cfg.ShutdownTimeout / 2,
+			Logger:        log.With("component", "drain"),
+			Registerer:    reg,
+		})
+	}()
+
+	cap, err := capture.New(capture.Config{
+		Sink:              sp,
+		Projects:          projects,
+		Limits:            cfg.Capture,
+		MaxInFlight:       cfg.MaxInFlight,
+		TrustForwardedFor: cfg.TrustForwardedFor,
+		Logger:            log.With("component", "capture"),
+		Registerer:        reg,
+	})
+	if err != nil {
+		stopDrain()
+		<-drained
+		return err
+	}
+	handler := server.New(server.Options{
+		Capture: cap,
+		Checks: []server.Check{
+			{Name: "clickhouse", Fn: st.ping},
+			{Name: "spool", Fn: func(context.Context) error {
+				if sp.Full() {
+					return errors.New("spool is full")
+				}
+				return nil
+			}},
+		},
+		Registerer: reg,
+		Gatherer:   reg,
+		Logger:     log,
+		Version:    versionString(),
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	names := make([]string, len(projects))
+	for i, p := range projects {
+		names[i] = p.Name
+	}
+	log.Info("arubug is serving", "addr", ln.Addr().String(), "version", versionString(), "projects", strings.Join(names, ","), "data_dir", cfg.DataDir)
+	if name == "dev" {
+		printDevBanner(stdout, ln.Addr().String(), projects)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing in-flight requests")
+	case err := <-serveErr:
+		log.Error("http server stopped", "err", err)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "err", err)
+	}
+	stopDrain()
+	<-drained
+	if err := sp.Close(); err != nil {
+		log.Warn("closing spool", "err", err)
+	}
+	n, _ := sp.Stats()
+	log.Info("arubug stopped", "events_left_in_spool", n)
+	return nil
+}
+
+func printDevBanner(w io.Writer, addr string, projects []bugreport.Project) {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	fmt.Fprintf(w, `
+  Arubug is running.
+
+  Capture endpoint   %[1]s/e/        (PostHog wire format; point posthog-js's api_host here)
+  Project token      %[2]s
+  Health             %[1]s/_health
+  Readiness          %[1]s/_ready
+  Metrics            %[1]s/metrics
+
+  Try it:
+    curl -s %[1]s/e/ -H 'Content-Type: application/json' -d '{"api_key":"%[2]s","event":"hello","distinct_id":"me"}'
+
+  Press Ctrl-C to stop.
+
+`, base, projects[0].Token)
+}
+
+// devAdminToken returns the dev admin token kept in the data dir, creating
+// it on first run, so it stays the same across restarts.
+func devAdminToken(dataDir string) (string, string, error) {
+	path := filepath.Join(dataDir, "admin-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), path, nil
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", "", err
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("write dev admin token: %w", err)
+	}
+	return tok, path, nil
+}
+
+func indent(err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = "  - " + l
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}

@@ -1,0 +1,159 @@
+// Package clickhouse stores Arubug's events, reports and messages in
+// ClickHouse over the native protocol. Its SQL runs on ClickHouse 18.16 (the
+// version Debian ships) and on current releases alike.
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+
+	"github.com/arubug/arubug/internal/bugreport"
+)
+
+// DB is a connection pool to one ClickHouse database.
+type DB struct {
+	conn     driver.Conn
+	database string
+	log      *slog.Logger
+}
+
+var _ bugreport.EventWriter = (*DB)(nil)
+
+// Options configures Open.
+type Options struct {
+	// DSN is clickhouse://user:password@host:9000/database?dial_timeout=5s.
+	DSN    string
+	Logger *slog.Logger
+	// CreateDatabase creates the DSN's database if it does not exist.
+	CreateDatabase bool
+}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ParseDSN checks a DSN and returns the database it names.
+func ParseDSN(dsn string) (database string, err error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("clickhouse DSN is not a URL: %w", redactURLError(err))
+	}
+	if u.Scheme != "clickhouse" && u.Scheme != "tcp" {
+		return "", fmt.Errorf("clickhouse DSN must start with clickhouse:// (native protocol), got %q", u.Scheme+"://")
+	}
+	if u.Host == "" {
+		return "", errors.New("clickhouse DSN has no host")
+	}
+	database = strings.Trim(u.Path, "/")
+	if database == "" {
+		database = "default"
+	}
+	if !identRE.MatchString(database) {
+		return "", fmt.Errorf("clickhouse database name %q must match %s", database, identRE)
+	}
+	if _, err := ch.ParseDSN(dsn); err != nil {
+		return "", fmt.Errorf("clickhouse DSN: %w", redactURLError(err))
+	}
+	return database, nil
+}
+
+// redactURLError drops the URL text from url.Error, which may hold a password.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Open connects to the DSN's server and checks it answers.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	database, err := ParseDSN(o.DSN)
+	if err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	opts, _ := ch.ParseDSN(o.DSN)
+	if opts.DialTimeout == 0 || opts.DialTimeout > 10*time.Second {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if opts.MaxOpenConns == 0 {
+		opts.MaxOpenConns = 16
+	}
+	if o.CreateDatabase && database != "default" {
+		opts.Auth.Database = "default"
+		conn, err := ch.Open(opts)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: %w", err)
+		}
+		err = conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database)
+		_ = conn.Close()
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: create database %s: %w", database, err)
+		}
+		opts.Auth.Database = database
+	}
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("clickhouse: ping %s: %w", opts.Addr, err)
+	}
+	return &DB{conn: conn, database: database, log: o.Logger}, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.conn.Close() }
+
+// Ping checks that the server answers.
+func (db *DB) Ping(ctx context.Context) error { return db.conn.Ping(ctx) }
+
+// Conn exposes the driver connection for queries in tests and tools.
+func (db *DB) Conn() driver.Conn { return db.conn }
+
+// Database returns the database name.
+func (db *DB) Database() string { return db.database }
+
+// eventColumns is the explicit column list batches need on 18.16.
+const eventColumns = "uuid, project, event, distinct_id, timestamp, timestamp_ms, created_at, properties, person_set, person_set_once, session_id, window_id, device_id, current_url, pathname, host, lib, lib_version, ip"
+
+// WriteEvents inserts events in one batch. Replays of the same events
+// collapse by UUID in the ReplacingMergeTree.
+func (db *DB) WriteEvents(ctx context.Context, events []bugreport.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO events ("+eventColumns+")")
+	if err != nil {
+		return fmt.Errorf("clickhouse: prepare insert: %w", err)
+	}
+	defer func() { _ = batch.Abort() }()
+	for i := range events {
+		e := &events[i]
+		ts := e.Timestamp.UTC()
+		if err := batch.Append(
+			uuid.UUID(e.UUID), e.Project, e.Event, e.DistinctID,
+			ts, uint16(ts.Nanosecond()/int(time.Millisecond)), e.CreatedAt.UTC(),
+			e.Properties, e.Set, e.SetOnce,
+			e.SessionID, e.WindowID, e.DeviceID, e.CurrentURL, e.Pathname, e.Host, e.Lib, e.LibVersion, e.IP,
+		); err != nil {
+			return fmt.Errorf("clickhouse: append event %s: %w", e.UUID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("clickhouse: insert %d events: %w", len(events), err)
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Migration is one versioned schema change. Statements must be idempotent
+// (IF NOT EXISTS) so that two instances starting together, or a crash
+// between a statement and its record, do no harm.
+type Migration struct {
+	Version    uint32
+	Name       string
+	Statements []string
+}
+
+// Migrations is the schema, in order. Append; never edit a released one.
+var Migrations = []Migration{
+	{
+		Version: 1,
+		Name:    "events",
+		Statements: []string{
+			// ReplacingMergeTree keyed like PostHog's events table: a replayed
+			// event (same uuid, same day) collapses into one row on merge.
+			// Time is DateTime plus milliseconds: 18.16 has no DateTime64.
+			// Properties stay a JSON string; what dashboards and routing use
+			// is promoted to columns at ingest.
+			`CREATE TABLE IF NOT EXISTS events (
+	uuid UUID,
+	project String,
+	event String,
+	distinct_id String,
+	timestamp DateTime,
+	timestamp_ms UInt16,
+	created_at DateTime,
+	properties String,
+	person_set String,
+	person_set_once String,
+	session_id String,
+	window_id String,
+	device_id String,
+	current_url String,
+	pathname String,
+	host String,
+	lib String,
+	lib_version String,
+	ip String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (project, toDate(timestamp), event, cityHash64(distinct_id), uuid)
+SETTINGS index_granularity = 8192`,
+		},
+	},
+}
+
+// Migrate applies the migrations not yet recorded in schema_migrations and
+// returns how many it applied.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
+	if err := db.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version UInt32,
+	name String,
+	applied_at DateTime
+) ENGINE = ReplacingMergeTree()
+ORDER BY version`); err != nil {
+		return 0, fmt.Errorf("clickhouse: create schema_migrations: %w", err)
+	}
+	applied, err := db.AppliedVersions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range Migrations {
+		if applied[m.Version] {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := db.conn.Exec(ctx, stmt); err != nil {
+				return n, fmt.Errorf("clickhouse: migration %d (%s) statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
+		if err != nil {
+			return n, fmt.Errorf("clickhouse: record migration %d: %w", m.Version, err)
+		}
+		if err := batch.Append(m.Version, m.Name, time.Now().UTC()); err != nil {
+			return n, fmt.Errorf("clickhouse: record migration %d: %w", m.Version, err)
+		}
+		if err := batch.Send(); err != nil {
+			return n, fmt.Errorf("clickhouse: record migration %d: %w", m.Version, err)
+		}
+		db.log.Info("clickhouse migration applied", "version", m.Version, "name", m.Name)
+		n++
+	}
+	return n, nil
+}
+
+// AppliedVersions returns the recorded migration versions.
+func (db *DB) AppliedVersions(ctx context.Context) (map[uint32]bool, error) {
+	rows, err := db.conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint32]bool{}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out[v] = true
+	}
+	return out, rows.Err()
+}

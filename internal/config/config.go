@@ -1,0 +1,341 @@
+// Package config loads Arubug's settings from defaults, an optional YAML
+// file, ARUBUG_* environment variables and command-line flags, in that order
+// of precedence (flags win). Every setting has all three forms.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/arubug/arubug/internal/bugreport"
+	"github.com/arubug/arubug/internal/capture"
+	"github.com/arubug/arubug/internal/clickhouse"
+)
+
+// Config is the service's whole configuration.
+type Config struct {
+	ConfigFile string
+
+	Addr             string
+	DataDir          string
+	ClickHouseDSN    Secret // may hold a password
+	ClickHouseBinary string
+
+	ProjectTokens []string
+	ReplayHost    string
+	// Projects come from the YAML file's projects list; ProjectTokens adds
+	// quick ones named after their token.
+	Projects []ProjectConfig
+
+	AdminToken Secret
+
+	LogLevel  string
+	LogFormat string
+
+	Capture           capture.Limits
+	MaxInFlight       int
+	TrustForwardedFor bool
+
+	SpoolMaxBytes   int64
+	BatchEvents     int
+	FlushInterval   time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// ProjectConfig is one project in the YAML file.
+type ProjectConfig struct {
+	Name       string `yaml:"name"`
+	Token      string `yaml:"token"`
+	ReplayHost string `yaml:"replay_host"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Addr:            ":8000",
+		DataDir:         "arubug-data",
+		ReplayHost:      "https://us.posthog.com",
+		LogLevel:        "info",
+		LogFormat:       "json",
+		Capture:         capture.DefaultLimits(),
+		MaxInFlight:     256,
+		SpoolMaxBytes:   1 << 30,
+		BatchEvents:     20000,
+		FlushInterval:   time.Second,
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// setting binds one configuration key to its flag, environment variable and
+// YAML key.
+type setting struct {
+	key    string // YAML key and flag name (with - for _)
+	usage  string
+	value  flag.Value
+	secret bool
+}
+
+func (s setting) flagName() string { return strings.ReplaceAll(s.key, "_", "-") }
+func (s setting) envName() string  { return "ARUBUG_" + strings.ToUpper(s.key) }
+
+func (c *Config) settings() []setting {
+	l := &c.Capture
+	return []setting{
+		{key: "config", usage: "optional YAML file with any of these settings, and a projects list", value: stringValue{&c.ConfigFile}},
+		{key: "addr", usage: "HTTP listen address", value: stringValue{&c.Addr}},
+		{key: "data_dir", usage: "directory for the spool and the managed ClickHouse's data", value: stringValue{&c.DataDir}},
+		{key: "clickhouse_dsn", usage: "ClickHouse native DSN, e.g. clickhouse://127.0.0.1:9000/arubug; empty starts a managed local clickhouse-server under data_dir", value: secretValue{&c.ClickHouseDSN}, secret: true},
+		{key: "clickhouse_binary", usage: "clickhouse-server binary for the managed local server (default: found in PATH)", value: stringValue{&c.ClickHouseBinary}},
+		{key: "project_tokens", usage: "comma-separated public capture tokens, each a project named after its token (use the file's projects list to name them)", value: listValue{&c.ProjectTokens}},
+		{key: "replay_host", usage: "PostHog UI host for session-replay links of projects given by token", value: stringValue{&c.ReplayHost}},
+		{key: "admin_token", usage: "token for the admin and dashboard APIs (prefer ARUBUG_ADMIN_TOKEN_FILE)", value: secretValue{&c.AdminToken}, secret: true},
+		{key: "log_level", usage: "debug, info, warn or error", value: stringValue{&c.LogLevel}},
+		{key: "log_format", usage: "json or text", value: stringValue{&c.LogFormat}},
+		{key: "spool_max_bytes", usage: "bytes of events the spool holds while ClickHouse is slow or down; past it capture answers 503", value: bytesValue{&c.SpoolMaxBytes}},
+		{key: "batch_events", usage: "events per ClickHouse insert that trigger a write at once", value: intValue{&c.BatchEvents}},
+		{key: "flush_interval", usage: "longest time an event waits in the spool before a smaller insert", value: durationValue{&c.FlushInterval}},
+		{key: "shutdown_timeout", usage: "time allowed for in-flight requests and the final flush on SIGTERM", value: durationValue{&c.ShutdownTimeout}},
+		{key: "max_in_flight", usage: "capture requests decoded at once; past it capture answers 503", value: intValue{&c.MaxInFlight}},
+		{key: "trust_forwarded_for", usage: "take the client IP from X-Forwarded-For (only behind a proxy that sets it)", value: boolValue{&c.TrustForwardedFor}},
+		{key: "max_body_bytes", usage: "largest request body on /e, /capture, /track, /engage, /i/v0/e", value: bytesValue{&l.MaxBodyBytes}},
+		{key: "max_batch_body_bytes", usage: "largest request body on /batch", value: bytesValue{&l.MaxBatchBodyBytes}},
+		{key: "max_decompressed_bytes", usage: "largest payload after gzip, base64 or lz64 decoding", value: bytesValue{&l.MaxDecompressedBytes}},
+		{key: "max_events_per_request", usage: "most events in one request", value: intValue{&l.MaxEventsPerRequest}},
+		{key: "max_event_bytes", usage: "largest single event (JSON bytes)", value: intBytesValue{&l.MaxEventBytes}},
+		{key: "max_json_depth", usage: "deepest JSON nesting accepted", value: intValue{&l.MaxDepth}},
+		{key: "max_string_bytes", usage: "longest JSON string accepted (bytes)", value: intBytesValue{&l.MaxStringBytes}},
+		{key: "max_distinct_id_length", usage: "longest distinct_id (bytes)", value: intValue{&l.MaxDistinctIDLength}},
+		{key: "max_event_name_length", usage: "longest event name (bytes)", value: intValue{&l.MaxEventNameLength}},
+	}
+}
+
+// intBytesValue is bytesValue for int fields.
+type intBytesValue struct{ p *int }
+
+func (v intBytesValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return FormatBytes(int64(*v.p))
+}
+func (v intBytesValue) Set(s string) error {
+	n, err := ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	*v.p = int(n)
+	return nil
+}
+
+// Load builds a Config for the command name from defaults, then the YAML
+// file (from --config or ARUBUG_CONFIG), then the environment (getenv), then
+// args. Secrets may also come from files: ARUBUG_ADMIN_TOKEN_FILE and
+// ARUBUG_CLICKHOUSE_DSN_FILE. It does not call Validate. flag.ErrHelp is
+// returned after printing help to out when -h is given.
+func Load(name string, def Config, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	// First pass: parse flags only to learn which were given.
+	probe := def
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, s := range probe.settings() {
+		fs.Var(s.value, s.flagName(), s.usage)
+	}
+	fs.Usage = func() { Usage(out, name, def) }
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (settings are flags like --addr=:8000)", fs.Arg(0))
+	}
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
+	// Secret values print redacted; keep the real text of given flags.
+	for _, s := range probe.settings() {
+		if _, ok := given[s.flagName()]; ok && s.secret {
+			given[s.flagName()] = rawSecret(s.value)
+		}
+	}
+
+	cfg := def
+	file := probe.ConfigFile
+	if _, ok := given["config"]; !ok {
+		file = getenv("ARUBUG_CONFIG")
+	}
+	if file != "" {
+		if err := cfg.loadFile(file); err != nil {
+			return Config{}, err
+		}
+		cfg.ConfigFile = file
+	}
+	var errs []error
+	settings := cfg.settings()
+	for _, s := range settings {
+		if v := getenv(s.envName()); v != "" {
+			if err := s.value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.envName(), err))
+			}
+		}
+		if s.secret {
+			if path := getenv(s.envName() + "_FILE"); path != "" {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s_FILE: %w", s.envName(), err))
+					continue
+				}
+				_ = s.value.Set(strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	for _, s := range settings {
+		if v, ok := given[s.flagName()]; ok {
+			if err := s.value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %w", s.flagName(), err))
+			}
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+func rawSecret(v flag.Value) string {
+	if sv, ok := v.(secretValue); ok {
+		return sv.p.Reveal()
+	}
+	return v.String()
+}
+
+// Usage prints every setting with its flag, environment variable and
+// default.
+func Usage(w io.Writer, name string, def Config) {
+	fmt.Fprintf(w, "Usage: arubug %s [flags]\n\nEvery setting is a flag, an ARUBUG_* environment variable and a key in the\noptional YAML file (--config). Precedence: flags, then environment, then file.\nSecrets can also be read from a file named by ARUBUG_<NAME>_FILE.\n\n", name)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
+	for _, s := range def.settings() {
+		d := s.value.String()
+		if d == "" {
+			d = "-"
+		}
+		fmt.Fprintf(tw, "--%s\t%s\t%s\t%s\n", s.flagName(), s.envName(), d, s.usage)
+	}
+	_ = tw.Flush()
+}
+
+// Keys returns the YAML keys, sorted; used by docs and tests.
+func Keys() []string {
+	var c Config
+	var out []string
+	for _, s := range c.settings() {
+		out = append(out, s.key)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Validate reports every problem in c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		add("addr %q is not host:port (for example :8000 or 127.0.0.1:8000)", c.Addr)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		add("data_dir must not be empty")
+	}
+	if c.ClickHouseDSN != "" {
+		if _, err := clickhouse.ParseDSN(c.ClickHouseDSN.Reveal()); err != nil {
+			add("clickhouse_dsn: %v", err)
+		}
+	}
+	projects, err := c.ProjectList()
+	if err != nil {
+		errs = append(errs, err)
+	} else if len(projects) == 0 {
+		add("no project token configured: set ARUBUG_PROJECT_TOKENS (or --project-tokens, or projects in the config file)")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		add("admin_token must be at least 16 characters")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log_level %q must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		add("log_format %q must be json or text", c.LogFormat)
+	}
+	if err := c.Capture.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SpoolMaxBytes < 1<<20 {
+		add("spool_max_bytes must be at least 1MiB, got %d", c.SpoolMaxBytes)
+	}
+	if c.SpoolMaxBytes < c.Capture.MaxDecompressedBytes {
+		add("spool_max_bytes (%s) must be at least max_decompressed_bytes (%s)", FormatBytes(c.SpoolMaxBytes), FormatBytes(c.Capture.MaxDecompressedBytes))
+	}
+	if c.BatchEvents <= 0 {
+		add("batch_events must be positive")
+	}
+	if c.FlushInterval <= 0 {
+		add("flush_interval must be positive")
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("shutdown_timeout must be positive")
+	}
+	if c.MaxInFlight <= 0 {
+		add("max_in_flight must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// ProjectList merges the file's projects and the quick tokens, checking that
+// every project has a name and a token and that none repeats.
+func (c *Config) ProjectList() ([]bugreport.Project, error) {
+	var out []bugreport.Project
+	var errs []error
+	seenToken := map[string]bool{}
+	seenName := map[string]bool{}
+	add := func(p bugreport.Project, where string) {
+		switch {
+		case p.Token == "":
+			errs = append(errs, fmt.Errorf("%s: project %q has no token", where, p.Name))
+			return
+		case strings.HasPrefix(p.Token, "phx_"):
+			errs = append(errs, fmt.Errorf("%s: project %q: a personal API key (phx_…) cannot be a capture token", where, p.Name))
+			return
+		case strings.ContainsAny(p.Token, " \t\r\n,/\"'<>&"):
+			errs = append(errs, fmt.Errorf("%s: project %q: the token contains spaces, commas, slashes, quotes or markup characters", where, p.Name))
+			return
+		case p.Name == "":
+			errs = append(errs, fmt.Errorf("%s: a project has no name", where))
+			return
+		case seenToken[p.Token]:
+			errs = append(errs, fmt.Errorf("%s: project %q: its token is used by another project", where, p.Name))
+			return
+		case seenName[p.Name]:
+			errs = append(errs, fmt.Errorf("%s: project name %q is used twice", where, p.Name))
+			return
+		}
+		seenToken[p.Token], seenName[p.Name] = true, true
+		out = append(out, p)
+	}
+	for i, p := range c.Projects {
+		rh := p.ReplayHost
+		if rh == "" {
+			rh = c.ReplayHost
+		}
+		add(bugreport.Project{Name: p.Name, Token: p.Token, ReplayHost: rh}, fmt.Sprintf("projects[%d]", i))
+	}
+	for _, t := range c.ProjectTokens {
+		add(bugreport.Project{Name: t, Token: t, ReplayHost: c.ReplayHost}, "project_tokens")
+	}
+	return out, errors.Join(errs...)
+}
