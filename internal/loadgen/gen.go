@@ -31,12 +31,19 @@ const (
 	chTimeLayout = "2006-01-02 15:04:05"
 )
 
+// holeWidth is the fixed width of each kind of hole.
+var holeWidth = [...]int{holeUUID: 36, holeTS: len(tsLayout), holeCHTime: len(chTimeLayout)}
+
 // Sentinels put where holes go while building templates; '@' is never
 // escaped by encoding/json and never occurs in the generated content.
 var sentinels = [...]string{
-	holeUUID:   "@@UUID@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
-	holeTS:     "@@TS@@@@@@@@@@@@@@@@@@@@",
-	holeCHTime: "@@CHTIME@@@@@@@@@@@@",
+	holeUUID:   sentinel("UUID", holeWidth[holeUUID]),
+	holeTS:     sentinel("TS", holeWidth[holeTS]),
+	holeCHTime: sentinel("CHTIME", holeWidth[holeCHTime]),
+}
+
+func sentinel(name string, width int) string {
+	return "@@" + name + strings.Repeat("@", width-2-len(name))
 }
 
 type hole struct {
@@ -81,8 +88,10 @@ type renderState struct {
 
 func (rs *renderState) setTime(now time.Time) {
 	now = now.UTC()
-	now.AppendFormat(rs.ts[:0], tsLayout)
-	now.AppendFormat(rs.chTime[:0], chTimeLayout)
+	// AppendFormat may need more room than the result while formatting.
+	var scratch [64]byte
+	copy(rs.ts[:], now.AppendFormat(scratch[:0], tsLayout))
+	copy(rs.chTime[:], now.AppendFormat(scratch[:0], chTimeLayout))
 }
 
 func (t *template) appendTo(dst []byte, rs *renderState) []byte {
@@ -359,16 +368,33 @@ func makeEvent(rng *rand.Rand, u *user, token, runID string) event {
 	}
 }
 
-// chRow is the JSONEachRow line for an event in clickhouse-http mode.
+// chRow is the JSONEachRow line for an event in clickhouse-http mode: the
+// columns the collector fills (Arubug's events table), properties as a JSON
+// string. Columns the target table lacks are skipped
+// (input_format_skip_unknown_fields=1).
 func chRow(ev event, project string) []byte {
+	str := func(k string) string { s, _ := ev.Properties[k].(string); return s }
 	return mustJSON(struct {
 		UUID       string `json:"uuid"`
 		Project    string `json:"project"`
 		Event      string `json:"event"`
 		DistinctID string `json:"distinct_id"`
 		Timestamp  string `json:"timestamp"`
+		CreatedAt  string `json:"created_at"`
 		Properties string `json:"properties"`
-	}{sentinels[holeUUID], project, ev.Event, ev.DistinctID, sentinels[holeCHTime], string(mustJSON(ev.Properties))})
+		SessionID  string `json:"session_id"`
+		WindowID   string `json:"window_id"`
+		DeviceID   string `json:"device_id"`
+		CurrentURL string `json:"current_url"`
+		Pathname   string `json:"pathname"`
+		Host       string `json:"host"`
+		Lib        string `json:"lib"`
+		LibVersion string `json:"lib_version"`
+	}{
+		sentinels[holeUUID], project, ev.Event, ev.DistinctID, sentinels[holeCHTime], sentinels[holeCHTime],
+		string(mustJSON(ev.Properties)), str("$session_id"), str("$window_id"), str("$device_id"),
+		str("$current_url"), str("$pathname"), str("$host"), str("$lib"), str("$lib_version"),
+	})
 }
 
 func mustJSON(v any) []byte {

@@ -78,8 +78,12 @@ func (p *progressReporter) print(now time.Time, final bool) {
 		cur = float64(reqs-p.last) / s
 	}
 	p.last, p.lastAt = reqs, now
-	line := fmt.Sprintf("[%6.1fs] reqs %d  req/s %.0f (now %.0f)  errors %d  p99 %s",
-		elapsed.Seconds(), reqs, rps, cur, errs, fmtDur(p.scratch.quantile(0.99)))
+	curStr := fmt.Sprintf(" (now %.0f)", cur)
+	if final {
+		curStr = "" // the last interval is a partial one
+	}
+	line := fmt.Sprintf("[%6.1fs] reqs %d  req/s %.0f%s  errors %d  p99 %s",
+		elapsed.Seconds(), reqs, rps, curStr, errs, fmtDur(p.scratch.quantile(0.99)))
 	if final {
 		line += "  done"
 	}

@@ -57,6 +57,10 @@ type Result struct {
 	// before the deadline that were never sent because every worker was
 	// busy: the target (or the generator) could not keep up with Rate.
 	Unsent int `json:"unsent,omitempty"`
+	// GenPerRequest is the generator's own mean CPU time to build one
+	// request body (templates, UUIDv7s, gzip): compare it with the latency
+	// to see whether the generator could be the bottleneck.
+	GenPerRequest time.Duration `json:"gen_per_request_ns"`
 	// AckedUUIDs lists the UUIDs of every acknowledged event, only with
 	// Config.KeepUUIDs.
 	AckedUUIDs []string `json:"acked_uuids,omitempty"`
@@ -70,6 +74,8 @@ type worker struct {
 	rs     renderState
 	raw    []byte
 	gz     *gzip.Writer
+	gen    time.Duration // time spent building bodies; read after the run
+	built  int
 
 	mu      sync.Mutex
 	hist    histogram
@@ -198,7 +204,7 @@ func (r *runner) dispatch(ctx context.Context, start, deadline time.Time) {
 		if deadline.IsZero() || ctx.Err() != nil {
 			return
 		}
-		due := int(deadline.Sub(start).Seconds()*r.cfg.Rate - 1e-9) + 1 // send times in [start, deadline)
+		due := int(deadline.Sub(start).Seconds()*r.cfg.Rate-1e-9) + 1 // send times in [start, deadline)
 		if r.cfg.Requests > 0 {
 			due = min(due, r.cfg.Requests)
 		}
@@ -283,6 +289,8 @@ func (r *runner) do(ctx context.Context, w *worker, scheduled time.Time) {
 	} else {
 		body.b = r.gen.render(body.b[:0], &w.cursor, now, &w.rs)
 	}
+	w.gen += time.Since(now)
+	w.built++
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.target, nil)
 	if err != nil { // the target URL was validated; cannot happen
@@ -389,7 +397,11 @@ func (r *runner) result(d time.Duration) Result {
 		Duration:     d,
 	}
 	var h histogram
+	var gen time.Duration
+	var built int
 	for _, w := range r.workers {
+		gen += w.gen
+		built += w.built
 		w.mu.Lock()
 		h.merge(&w.hist)
 		for k, n := range w.kinds {
@@ -429,6 +441,9 @@ func (r *runner) result(d time.Duration) Result {
 	res.P50, res.P90, res.P99 = h.quantile(0.50), h.quantile(0.90), h.quantile(0.99)
 	res.Max = time.Duration(h.max)
 	res.Unsent = int(r.unsent.Load())
+	if built > 0 {
+		res.GenPerRequest = gen / time.Duration(built)
+	}
 	return res
 }
 

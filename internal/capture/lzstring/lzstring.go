@@ -41,6 +41,14 @@ var ErrTooLarge = errors.New("lzstring: decompressed data exceeds size limit")
 // is only ever used as padding.
 const keyStrBase64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
+// Codes 0 to 2 are reserved: a new 8-bit character, a new 16-bit
+// character, and the end of the stream. Dictionary codes start at 3.
+const (
+	codeChar8  = 0
+	codeChar16 = 1
+	codeEnd    = 2
+)
+
 // maxLimit caps the output length in code units so that dictionary entries
 // can be stored as pairs of uint32 offsets into the output.
 const maxLimit = math.MaxInt32
@@ -176,7 +184,9 @@ func compress(units []uint16, width uint) []uint16 {
 
 	dictSize := 3
 	numBits := uint(2)
-	enlargeIn := 2 // lz-string starts at 2 to compensate for the first entry
+	// lz-string starts at 2 to compensate for the first entry; int64 keeps
+	// 1<<numBits exact even where int is 32 bits.
+	enlargeIn := int64(2)
 
 	decEnlarge := func() {
 		enlargeIn--
@@ -185,15 +195,15 @@ func compress(units []uint16, width uint) []uint16 {
 			numBits++
 		}
 	}
-	// emitW writes the code for the current phrase w (or, for a character
-	// seen for the first time, the literal that creates it).
+	// A character's first occurrence is sent as a literal, which also
+	// creates its dictionary entry on the decoding side.
 	emitW := func(wCode int, wLen int, wFirst uint16) {
 		if wLen == 1 && pending[wFirst] {
 			if wFirst < 256 {
-				w.write(0, numBits)
+				w.write(codeChar8, numBits)
 				w.write(int(wFirst), 8)
 			} else {
-				w.write(1, numBits)
+				w.write(codeChar16, numBits)
 				w.write(int(wFirst), 16)
 			}
 			decEnlarge()
@@ -236,7 +246,7 @@ func compress(units []uint16, width uint) []uint16 {
 	if wLen > 0 {
 		emitW(wCode, wLen, units[len(units)-wLen])
 	}
-	w.write(2, numBits) // end of stream
+	w.write(codeEnd, numBits)
 	w.flush()
 	return w.out
 }
@@ -362,8 +372,8 @@ func decompress[T uint8 | uint16](vals []T, width uint, maxOutput int) ([]uint16
 	limit := min(max(maxOutput, 0), maxLimit)
 	r := bitReader[T]{vals: vals, width: width}
 	// Sized from the input so typical payloads need no regrowth, but never
-	// beyond what the limit allows.
-	out := make([]uint16, 0, min(limit, 4*len(vals)))
+	// beyond what the limit allows; large inputs grow by appending.
+	out := make([]uint16, 0, min(limit, 3*len(vals), 1<<20))
 	size := 0
 	// emit appends out[s.start:s.start+s.n] (plus extra, if withExtra) to the
 	// output after checking the limit, so an oversized entry is never
@@ -386,9 +396,9 @@ func decompress[T uint8 | uint16](vals []T, width uint, maxOutput int) ([]uint16
 		}
 		return nil
 	}
-	literal := func(kind int) (uint16, error) {
+	literal := func(code int) (uint16, error) {
 		n := uint(8)
-		if kind == 1 {
+		if code == codeChar16 {
 			n = 16
 		}
 		v, ok := r.read(n)
@@ -402,13 +412,16 @@ func decompress[T uint8 | uint16](vals []T, width uint, maxOutput int) ([]uint16
 	if !ok {
 		return nil, 0, errTruncated
 	}
+	// The first code is always 2 bits wide and cannot refer to the
+	// dictionary, which is still empty.
 	switch first {
-	case 2:
+	case codeChar8, codeChar16:
+	case codeEnd:
 		if !r.restZero() {
 			return nil, 0, errTrailing
 		}
 		return nil, 0, nil
-	case 3:
+	default:
 		return nil, 0, errFirstCode
 	}
 	c0, err := literal(first)
@@ -418,13 +431,12 @@ func decompress[T uint8 | uint16](vals []T, width uint, maxOutput int) ([]uint16
 	if err := emit(span{}, c0, true); err != nil {
 		return nil, 0, err
 	}
-	// dict[i] holds code i+3; codes 0, 1 and 2 are the literal and
-	// end-of-stream markers.
-	dict := make([]span, 1, min(len(vals)*int(width)/4, 2*limit)+4)
+	// dict[i] holds code i+3, the first code not reserved.
+	dict := make([]span, 1, min(len(vals)*int(width)/8, 2*limit, 1<<16)+4)
 	dict[0] = span{0, 1}
 	w := span{0, 1}
 	numBits := uint(3)
-	enlargeIn := 4
+	enlargeIn := int64(4)
 	decEnlarge := func() {
 		enlargeIn--
 		if enlargeIn == 0 {
@@ -444,12 +456,12 @@ func decompress[T uint8 | uint16](vals []T, width uint, maxOutput int) ([]uint16
 		start := uint32(len(out))
 		var entry span
 		switch {
-		case code == 2:
+		case code == codeEnd:
 			if !r.restZero() {
 				return nil, 0, errTrailing
 			}
 			return out, size, nil
-		case code < 2:
+		case code == codeChar8 || code == codeChar16:
 			lit, err := literal(code)
 			if err != nil {
 				return nil, 0, err

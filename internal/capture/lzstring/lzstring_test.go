@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -147,6 +148,22 @@ func stream(codes ...[2]int) string {
 // unpadded strips the "=" padding, to splice streams.
 func unpadded(s string) string { return strings.TrimRight(s, "=") }
 
+// chainStream is the classic LZW bomb: a literal 'a' followed by n codes
+// that each refer to the entry being defined (w + w[0]), so code k outputs
+// k+1 characters and the output is (n+1)(n+2)/2 'a's from O(n log n) bits.
+func chainStream(n int) string {
+	codes := [][2]int{{0, 2}, {'a', 8}}
+	numBits, enlargeIn := 3, 4
+	for i := range n {
+		codes = append(codes, [2]int{4 + i, numBits})
+		if enlargeIn--; enlargeIn == 0 {
+			enlargeIn = 1 << numBits
+			numBits++
+		}
+	}
+	return stream(append(codes, [2]int{2, numBits})...)
+}
+
 func TestDecompressFromBase64Table(t *testing.T) {
 	big := CompressToBase64(strings.Repeat("a", 100000))
 	// Literal 'a' followed by n more literal 'a's: every code costs bits and
@@ -185,6 +202,7 @@ func TestDecompressFromBase64Table(t *testing.T) {
 		{name: "bomb_exact_limit", input: big, max: 100000, want: strings.Repeat("a", 100000)},
 		{name: "flood_exact_limit", input: flood(999), max: 1000, want: strings.Repeat("a", 1000)},
 		{name: "emoji_exact_limit", input: CompressToBase64("😀"), max: 4, want: "😀"},
+		{name: "chain_100", input: chainStream(100), max: 101 * 102 / 2, want: strings.Repeat("a", 101*102/2)},
 		{name: "kwkwk_code", input: stream([2]int{0, 2}, [2]int{'a', 8}, [2]int{4, 3}, [2]int{2, 3}), max: 10, want: "aaa"},
 
 		{name: "empty_input", input: "", max: 10, wantErr: ErrInvalid},
@@ -217,6 +235,7 @@ func TestDecompressFromBase64Table(t *testing.T) {
 		{name: "negative_limit", input: CompressToBase64("a"), max: -1, wantErr: ErrTooLarge},
 		{name: "two_byte_char_over", input: CompressToBase64("é"), max: 1, wantErr: ErrTooLarge},
 		{name: "emoji_over", input: CompressToBase64("😀"), max: 3, wantErr: ErrTooLarge},
+		{name: "chain_100_over", input: chainStream(100), max: 101*102/2 - 1, wantErr: ErrTooLarge},
 		{name: "kwkwk_over", input: stream([2]int{0, 2}, [2]int{'a', 8}, [2]int{4, 3}, [2]int{2, 3}), max: 2, wantErr: ErrTooLarge},
 	}
 	for _, tt := range tests {
@@ -235,6 +254,29 @@ func TestDecompressFromBase64Table(t *testing.T) {
 				t.Fatalf("DecompressFromBase64(%.40q, %d) = %.40q (len %d), %v; want %.40q (len %d)", tt.input, tt.max, got, len(got), err, tt.want, len(tt.want))
 			}
 		})
+	}
+}
+
+// A bomb that would expand to ~50 GB must fail after producing at most the
+// limit, allocating memory proportional to the limit and input only.
+func TestBombMemoryBounded(t *testing.T) {
+	bomb := chainStream(300000) // (n+1)(n+2)/2 ≈ 4.5e10 characters
+	const limit = 1 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := DecompressFromBase64(bomb, limit)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	// Input-sized buffers plus output growth up to the limit (as UTF-16,
+	// with append's slack) and its dictionary.
+	budget := uint64(8*len(bomb) + 8*limit)
+	if got := after.TotalAlloc - before.TotalAlloc; got > budget {
+		t.Errorf("allocated %d bytes for a %d-byte input and %d-byte limit, budget %d", got, len(bomb), limit, budget)
+	} else {
+		t.Logf("allocated %d bytes (input %d bytes, limit %d)", got, len(bomb), limit)
 	}
 }
 
