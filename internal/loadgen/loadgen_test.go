@@ -285,24 +285,29 @@ func TestRunSingleEventsWith503(t *testing.T) {
 }
 
 func TestRunBatchGzip(t *testing.T) {
-	const runID = "t-batch"
-	cs, srv := newCaptureServer(t, DefaultToken, runID, 25, true, 5)
-	res, err := Run(context.Background(), Config{
-		URL: srv.URL, RunID: runID, Concurrency: 4, Requests: 100, BatchSize: 25, Gzip: true, KeepUUIDs: true,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.check(t)
-	if res.Requests != 100 || res.OK != 80 || res.ErrorsByKind["http_503"] != 20 ||
-		res.Events != 2500 || res.AckedEvents != 2000 || len(res.AckedUUIDs) != 2000 {
-		t.Fatalf("counts: %+v", res)
-	}
-	if len(cs.seen) != 2500 {
-		t.Fatalf("server saw %d distinct uuids, want 2500", len(cs.seen))
-	}
-	if !slices.Equal(res.AckedUUIDs, sortedKeys(cs.acked)) {
-		t.Fatal("acked uuids differ")
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprintf("full=%v", full), func(t *testing.T) {
+			runID := fmt.Sprintf("t-batch-%v", full)
+			cs, srv := newCaptureServer(t, DefaultToken, runID, 25, true, 5)
+			res, err := Run(context.Background(), Config{
+				URL: srv.URL, RunID: runID, Concurrency: 4, Requests: 100, BatchSize: 25,
+				Gzip: true, GzipFull: full, KeepUUIDs: true,
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs.check(t)
+			if res.Requests != 100 || res.OK != 80 || res.ErrorsByKind["http_503"] != 20 ||
+				res.Events != 2500 || res.AckedEvents != 2000 || len(res.AckedUUIDs) != 2000 {
+				t.Fatalf("counts: %+v", res)
+			}
+			if len(cs.seen) != 2500 {
+				t.Fatalf("server saw %d distinct uuids, want 2500", len(cs.seen))
+			}
+			if !slices.Equal(res.AckedUUIDs, sortedKeys(cs.acked)) {
+				t.Fatal("acked uuids differ")
+			}
+		})
 	}
 }
 
@@ -576,7 +581,7 @@ func TestTemplateHoles(t *testing.T) {
 	var rs renderState
 	cur := 0
 	now := time.Date(2025, 1, 2, 3, 4, 5, 678e6, time.UTC)
-	b := g.render(nil, &cur, now, &rs)
+	b, _ := g.render(nil, nil, &cur, now, &rs)
 	if bytes.Contains(b, []byte("@@")) || !bytes.Contains(b, []byte(`"sent_at":"2025-01-02T03:04:05.678Z"`)) || len(rs.uuids) != 3 {
 		t.Fatalf("%s", b)
 	}
@@ -587,34 +592,66 @@ func TestTemplateHoles(t *testing.T) {
 	}
 }
 
-// BenchmarkRender measures the generator's own cost per request body (one
-// fresh UUIDv7 per event, timestamps, template copy; plus gzip when on).
+// The spliced gzip stream must decompress (CRC and size checked by
+// gzip.Reader) to exactly the rendered JSON, in every body shape.
+func TestGzipSplice(t *testing.T) {
+	for _, cfg := range []Config{
+		{Mode: ModeCapture, BatchSize: 1},
+		{Mode: ModeCapture, BatchSize: 7},
+		{Mode: ModeClickHouseHTTP, BatchSize: 3, Table: "a.b"},
+	} {
+		cfg.Gzip, cfg.RunID, cfg.Token, cfg.PoolSize = true, "gz", "tok", 16
+		g := newGenerator(cfg)
+		var rs renderState
+		cur := 0
+		var plain, zipped int
+		for range 40 {
+			rs.uuids = rs.uuids[:0]
+			raw, gz := g.render(nil, nil, &cur, time.Now(), &rs)
+			zr, err := gzip.NewReader(bytes.NewReader(gz))
+			if err != nil {
+				t.Fatalf("%+v: %v", cfg, err)
+			}
+			got, err := io.ReadAll(zr)
+			if err != nil || !bytes.Equal(got, raw) {
+				t.Fatalf("%+v: gunzip: %v\n got %q\nwant %q", cfg, err, got, raw)
+			}
+			plain += len(raw)
+			zipped += len(gz)
+		}
+		if zipped*3 > plain*2 { // even a single event compresses over 1.5x
+			t.Errorf("%+v: gzip %d bytes for %d plain", cfg, zipped, plain)
+		}
+	}
+}
+
+// BenchmarkRender measures the generator's own cost per request body, as a
+// worker builds it: one fresh UUIDv7 per event, timestamps, template copy,
+// and gzip (spliced precompressed pieces, or compress/gzip with GzipFull).
 func BenchmarkRender(b *testing.B) {
 	for _, bc := range []struct {
-		name  string
-		batch int
-		gzip  bool
-	}{{"single", 1, false}, {"single-gzip", 1, true}, {"batch50", 50, false}, {"batch50-gzip", 50, true}} {
+		name          string
+		batch         int
+		gzip, gzipAll bool
+	}{
+		{"single", 1, false, false}, {"single-gzip", 1, true, false}, {"single-gzipfull", 1, true, true},
+		{"batch50", 50, false, false}, {"batch50-gzip", 50, true, false}, {"batch50-gzipfull", 50, true, true},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			g := newGenerator(Config{Mode: ModeCapture, BatchSize: bc.batch, RunID: "bench", Token: "tok", PoolSize: DefaultPoolSize})
-			var rs renderState
-			var raw []byte
-			var out bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&out, gzip.BestSpeed)
-			cur := 0
+			cfg, err := Config{URL: "http://x", BatchSize: bc.batch, Gzip: bc.gzip, GzipFull: bc.gzipAll, RunID: "bench"}.withDefaults()
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := &runner{cfg: cfg, gen: newGenerator(cfg)}
+			w := &worker{}
+			var body []byte
 			b.ReportAllocs()
 			for b.Loop() {
-				rs.uuids = rs.uuids[:0]
-				raw = g.render(raw[:0], &cur, time.Now(), &rs)
-				if bc.gzip {
-					out.Reset()
-					zw.Reset(&out)
-					zw.Write(raw)
-					zw.Close()
-				}
+				w.rs.uuids = w.rs.uuids[:0]
+				body = r.build(w, body[:0], time.Now())
 			}
-			b.SetBytes(int64(len(raw)))
-			b.ReportMetric(float64(bc.batch), "events/op")
+			b.SetBytes(int64(len(w.raw) + len(body))) // len(w.raw) is 0 without gzip
+			b.ReportMetric(float64(len(body)), "wire-bytes")
 		})
 	}
 }

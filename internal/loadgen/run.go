@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,7 +34,7 @@ type Result struct {
 	AckedEvents int `json:"acked_events"`
 	// Errors is Requests - OK, split by kind in ErrorsByKind: "http_<code>"
 	// for any non-200 answer, else "timeout", "conn_refused", "conn_reset",
-	// "eof", "broken_pipe", "dns" or "other".
+	// "eof", "broken_pipe", "dns", "conn_closed" or "other".
 	Errors       int            `json:"errors"`
 	ErrorsByKind map[string]int `json:"errors_by_kind"`
 	// ErrorSamples holds, per kind, the first error message or response
@@ -57,9 +58,11 @@ type Result struct {
 	// before the deadline that were never sent because every worker was
 	// busy: the target (or the generator) could not keep up with Rate.
 	Unsent int `json:"unsent,omitempty"`
-	// GenPerRequest is the generator's own mean CPU time to build one
-	// request body (templates, UUIDv7s, gzip): compare it with the latency
-	// to see whether the generator could be the bottleneck.
+	// GenPerRequest is the mean wall time a worker spent building one
+	// request body (templates, UUIDv7s, gzip). It includes the worker being
+	// descheduled, so on a busy machine it overstates the CPU cost (see
+	// BenchmarkRender for that); compare it with the latency to see whether
+	// the generator could be the bottleneck.
 	GenPerRequest time.Duration `json:"gen_per_request_ns"`
 	// AckedUUIDs lists the UUIDs of every acknowledged event, only with
 	// Config.KeepUUIDs.
@@ -69,7 +72,6 @@ type Result struct {
 // worker holds one worker's private state; mu guards the fields that the
 // progress reporter and the final merge read.
 type worker struct {
-	id     int
 	cursor int
 	rs     renderState
 	raw    []byte
@@ -97,8 +99,8 @@ type runner struct {
 	stopCh  chan struct{}  // closed when the duration is over
 	unsent  atomic.Int64   // paced mode: due send times never handed out
 
-	requests, okReqs, errs atomic.Int64
-	workers                []*worker
+	requests, errs atomic.Int64 // for the progress lines
+	workers        []*worker
 }
 
 // Run sends load as described by cfg and returns the summary. Progress lines
@@ -126,7 +128,6 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 
 	for i := range cfg.Concurrency {
 		r.workers = append(r.workers, &worker{
-			id:     i,
 			cursor: i * 7919, // spread workers over the template pool
 			kinds:  map[string]int{},
 		})
@@ -275,20 +276,7 @@ func (r *runner) do(ctx context.Context, w *worker, scheduled time.Time) {
 	w.rs.uuids = w.rs.uuids[:0]
 	now := time.Now()
 	body := getBody()
-	if r.cfg.Gzip {
-		w.raw = r.gen.render(w.raw[:0], &w.cursor, now, &w.rs)
-		buf := bytes.NewBuffer(body.b[:0])
-		if w.gz == nil {
-			w.gz, _ = gzip.NewWriterLevel(buf, gzip.BestSpeed)
-		} else {
-			w.gz.Reset(buf)
-		}
-		_, _ = w.gz.Write(w.raw)
-		_ = w.gz.Close()
-		body.b = buf.Bytes()
-	} else {
-		body.b = r.gen.render(body.b[:0], &w.cursor, now, &w.rs)
-	}
+	body.b = r.build(w, body.b[:0], now)
 	w.gen += time.Since(now)
 	w.built++
 
@@ -361,10 +349,34 @@ func (r *runner) do(ctx context.Context, w *worker, scheduled time.Time) {
 		}
 	}
 	w.mu.Unlock()
-	if kind == "" {
-		r.okReqs.Add(1)
-	} else {
+	if kind != "" {
 		r.errs.Add(1)
+	}
+}
+
+// build renders the next request body of worker w into dst (the wire
+// bytes: gzipped when the run gzips). The UUIDs of its events are appended
+// to w.rs.uuids.
+func (r *runner) build(w *worker, dst []byte, now time.Time) []byte {
+	switch {
+	case r.cfg.Gzip && r.cfg.GzipFull:
+		w.raw, _ = r.gen.render(w.raw[:0], nil, &w.cursor, now, &w.rs)
+		buf := bytes.NewBuffer(dst)
+		if w.gz == nil {
+			w.gz, _ = gzip.NewWriterLevel(buf, gzip.BestSpeed)
+		} else {
+			w.gz.Reset(buf)
+		}
+		_, _ = w.gz.Write(w.raw)
+		_ = w.gz.Close()
+		return buf.Bytes()
+	case r.cfg.Gzip:
+		var gz []byte
+		w.raw, gz = r.gen.render(w.raw[:0], dst, &w.cursor, now, &w.rs)
+		return gz
+	default:
+		raw, _ := r.gen.render(dst, nil, &w.cursor, now, &w.rs)
+		return raw
 	}
 }
 
@@ -386,6 +398,8 @@ func classify(err error) string {
 		return "eof"
 	case errors.As(err, &dnsErr):
 		return "dns"
+	case strings.Contains(err.Error(), "server closed idle connection"):
+		return "conn_closed"
 	}
 	return "other"
 }

@@ -113,6 +113,9 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 	d.Registerer.MustRegister(m.written, m.batchSize, m.insertTime, m.errors, m.lag)
 
 	backoff := time.Duration(0)
+	// retry holds a batch whose write failed, so that retries during an
+	// outage do not read and decode it again.
+	var retry *Batch
 	for {
 		if ctx.Err() != nil {
 			s.finalFlush(w, d, m)
@@ -122,6 +125,16 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 			if !sleep(ctx, backoff) {
 				continue
 			}
+		}
+		if retry != nil {
+			if err := s.write(ctx, w, *retry, d, m); err != nil {
+				backoff = nextBackoff(backoff, d)
+				d.Logger.Warn("clickhouse insert failed; will retry", "events", retry.Len(), "retry_in", backoff.Round(time.Millisecond), "err", err)
+				continue
+			}
+			d.Logger.Info("clickhouse insert recovered", "events", retry.Len())
+			retry, backoff = nil, 0
+			continue
 		}
 		b, err := s.Peek(d.BatchEvents, d.BatchBytes)
 		if err != nil {
@@ -160,10 +173,8 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 		if err := s.write(ctx, w, b, d, m); err != nil {
 			backoff = nextBackoff(backoff, d)
 			d.Logger.Warn("clickhouse insert failed; will retry", "events", b.Len(), "retry_in", backoff.Round(time.Millisecond), "err", err)
+			retry = &b
 			continue
-		}
-		if backoff > 0 {
-			d.Logger.Info("clickhouse insert recovered", "events", b.Len())
 		}
 		backoff = 0
 	}

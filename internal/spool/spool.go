@@ -338,27 +338,42 @@ func (b Batch) Len() int { return len(b.Events) }
 func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
+	// Copy the records out and decode after the read transaction: a long
+	// read transaction would hold up the file growth that commits need.
+	var raw [][]byte
 	var out Batch
+	events := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketName).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(out.keys) > 0 && (len(out.Events) >= maxEvents || out.bytes+int64(len(v)) > maxBytes) {
+			if len(raw) > 0 && (events >= maxEvents || out.bytes+int64(len(v)) > maxBytes) {
 				break
 			}
-			at, events, err := decode(v)
-			if err != nil {
-				return fmt.Errorf("record %x: %w", k, err)
+			if len(v) < headerLen {
+				return fmt.Errorf("record %x: too short", k)
 			}
-			if len(out.keys) == 0 {
-				out.Oldest = at
-			}
-			out.Events = append(out.Events, events...)
+			events += int(binary.BigEndian.Uint32(v[8:12]))
+			raw = append(raw, append([]byte(nil), v...))
 			out.keys = append(out.keys, append([]byte(nil), k...))
 			out.bytes += int64(len(v))
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return Batch{}, err
+	}
+	out.Events = make([]bugreport.Event, 0, events)
+	for i, v := range raw {
+		at, evs, err := decode(v)
+		if err != nil {
+			return Batch{}, fmt.Errorf("record %x: %w", out.keys[i], err)
+		}
+		if i == 0 {
+			out.Oldest = at
+		}
+		out.Events = append(out.Events, evs...)
+	}
+	return out, nil
 }
 
 // Ack removes b's records from the spool.

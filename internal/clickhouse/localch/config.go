@@ -66,6 +66,8 @@ func (l layout) mkdirs() error {
 // is only kept by current releases for compatibility.
 //
 // Only keys that both 18.16 and current releases understand are used.
+// mark_cache_size is mandatory for 18.16: without it the server exits with
+// "Not found: mark_cache_size".
 // Interserver, MySQL and PostgreSQL ports are opened only when configured, so
 // leaving them out keeps the server to the two loopback ports we pick.
 // <timezone> is deliberately absent: 18.16 resolves it through the system
@@ -115,6 +117,10 @@ var usersTemplate = template.Must(template.New("users.xml").Parse(`<?xml version
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
             <use_uncompressed_cache>0</use_uncompressed_cache>
+            <!-- An idle client connection is checked for server shutdown every
+                 poll_interval seconds; the default of 10 makes 18.16 take 10 s
+                 to stop while any client is connected. -->
+            <poll_interval>1</poll_interval>
         </default>
     </profiles>
 

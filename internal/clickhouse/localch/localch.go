@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -49,14 +50,26 @@ const (
 	defaultStartTimeout = 60 * time.Second
 	defaultStopTimeout  = 20 * time.Second
 	killWait            = 10 * time.Second
+	staleWait           = 5 * time.Second
 	portAttempts        = 5
 	pollInterval        = 50 * time.Millisecond
 	tailLines           = 20
 )
 
-// errPortInUse marks a start that failed because a port picked by us was
-// taken before the server could bind it.
-var errPortInUse = errors.New("port already in use")
+// portInUseError marks a start that failed because one of the server's
+// ports was taken.
+type portInUseError struct {
+	port int // 0 when the server's message did not name it
+	err  error
+}
+
+func (e *portInUseError) Error() string { return e.err.Error() }
+func (e *portInUseError) Unwrap() error { return e.err }
+
+// addrInUse matches both 18.16's "Address already in use: 127.0.0.1:9000" and
+// current releases' "Listen [127.0.0.1]:9000 failed: ... Address already in
+// use: 127.0.0.1:9000".
+var addrInUse = regexp.MustCompile(`Address already in use: \S*:(\d+)`)
 
 // Options configures Start. Only DataDir is required.
 type Options struct {
@@ -82,6 +95,9 @@ type Options struct {
 
 	// Logger receives lifecycle messages. nil discards them.
 	Logger *slog.Logger
+
+	// pickPorts replaces the port picker in tests that need a lost race.
+	pickPorts func(tcp, http int) (int, int, error)
 }
 
 // Server is a running (or stopped) managed clickhouse-server. Its methods are
@@ -139,7 +155,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.acquireLock(); err != nil {
 		return nil, err
 	}
-	if err := s.startPickingPorts(ctx, opts.TCPPort, opts.HTTPPort); err != nil {
+	pick := opts.pickPorts
+	if pick == nil {
+		pick = pickPorts
+	}
+	if err := s.startPickingPorts(ctx, opts.TCPPort, opts.HTTPPort, pick); err != nil {
 		s.releaseLock()
 		return nil, err
 	}
@@ -243,22 +263,29 @@ func (s *Server) stopLocked(ctx context.Context) error {
 // startPickingPorts starts the server, choosing free ports for those not
 // given. Picking a port and the server binding it are not atomic, so a lost
 // race is retried with fresh ports; explicitly requested ports are not.
-func (s *Server) startPickingPorts(ctx context.Context, wantTCP, wantHTTP int) error {
+func (s *Server) startPickingPorts(ctx context.Context, wantTCP, wantHTTP int, pick func(int, int) (int, int, error)) error {
 	attempts := 1
 	if wantTCP == 0 || wantHTTP == 0 {
 		attempts = portAttempts
 	}
 	var err error
 	for range attempts {
-		s.tcpPort, s.httpPort, err = pickPorts(wantTCP, wantHTTP)
+		s.tcpPort, s.httpPort, err = pick(wantTCP, wantHTTP)
 		if err != nil {
 			return err
 		}
 		err = s.startOnce(ctx)
-		if !errors.Is(err, errPortInUse) {
+		var inUse *portInUseError
+		if !errors.As(err, &inUse) {
 			return err
 		}
-		s.log.Warn("clickhouse-server could not bind its ports, retrying", "tcp_port", s.tcpPort, "http_port", s.httpPort)
+		pickedTaken := inUse.port == s.tcpPort && wantTCP == 0 ||
+			inUse.port == s.httpPort && wantHTTP == 0 ||
+			inUse.port == 0 && wantTCP == 0 && wantHTTP == 0
+		if !pickedTaken {
+			return err
+		}
+		s.log.Warn("a port picked for clickhouse-server was taken, retrying with new ones", "port", inUse.port)
 	}
 	return err
 }
@@ -348,13 +375,16 @@ func (s *Server) startOnce(ctx context.Context) error {
 		if tail == "" {
 			tail = readTail(s.dirs.stderrLog, stderrOffset, tailLines)
 		}
-		if strings.Contains(tail, "Address already in use") {
-			err = fmt.Errorf("%w: %w", errPortInUse, err)
-		}
 		if tail != "" {
-			return fmt.Errorf("%w\nlast lines of the server's error log (%s):\n%s", err, s.dirs.logDir, tail)
+			err = fmt.Errorf("%w\nlast lines of the server's error log (%s):\n%s", err, s.dirs.logDir, tail)
+		} else {
+			err = fmt.Errorf("%w (no error output; see logs in %s)", err, s.dirs.logDir)
 		}
-		return fmt.Errorf("%w (no error output; see logs in %s)", err, s.dirs.logDir)
+		if m := addrInUse.FindStringSubmatch(tail); m != nil {
+			port, _ := strconv.Atoi(m[1])
+			return &portInUseError{port: port, err: err}
+		}
+		return err
 	}
 	s.proc = p
 	s.log.Info("clickhouse-server ready",
@@ -370,7 +400,8 @@ func (s *Server) waitReady(ctx context.Context, p *process, token string) error 
 	defer deadline.Stop()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	client := &http.Client{Timeout: time.Second}
+	// No proxy from the environment may stand between us and loopback.
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	defer client.CloseIdleConnections()
 
 	var lastErr error
@@ -425,12 +456,13 @@ func (s *Server) probe(ctx context.Context, client *http.Client, token string) e
 	}
 	// The port may have been grabbed by some other ClickHouse between our
 	// picking it and the child binding it; the per-start display name tells
-	// our server apart.
+	// our server apart. Any other server sends at least its host name, so an
+	// empty one only means a protocol that no longer carries it.
 	v, err := conn.ServerVersion()
 	if err != nil {
 		return fmt.Errorf("native ping: %w", err)
 	}
-	if v.DisplayName != token {
+	if v.DisplayName != token && v.DisplayName != "" {
 		return fmt.Errorf("native ping: %s is answered by another server (display name %q)", s.TCPAddr(), v.DisplayName)
 	}
 	return nil
@@ -472,24 +504,41 @@ func (s *Server) releaseLock() {
 // checkStale refuses to start when a clickhouse-server not managed by us
 // (typically one that outlived its parent on a system without Pdeathsig, or
 // one started by hand) still runs on the data directory.
+//
+// A server whose parent was just killed is still tearing down for a moment,
+// and a multi-threaded process keeps its files, and so its lock, until its
+// last thread is gone, so the lock gets a few seconds to be released.
 func (s *Server) checkStale() error {
+	deadline := time.Now().Add(staleWait)
+	for {
+		pid, held, err := s.statusLockHolder()
+		if err != nil || !held {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: a clickhouse-server from an earlier run (pid %s) is still running on %s; stop it (kill %s) and try again",
+				ErrDataDirInUse, orUnknown(pid), s.dirs.root, orUnknown(pid))
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func (s *Server) statusLockHolder() (pid string, held bool, err error) {
 	f, err := os.Open(s.dirs.statusFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return "", false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("localch: %w", err)
+		return "", false, fmt.Errorf("localch: %w", err)
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			pid := statusPID(f)
-			return fmt.Errorf("%w: a clickhouse-server from an earlier run (pid %s) is still running on %s; stop it (kill %s) and try again",
-				ErrDataDirInUse, orUnknown(pid), s.dirs.root, orUnknown(pid))
+			return statusPID(f), true, nil
 		}
-		return fmt.Errorf("localch: lock %s: %w", s.dirs.statusFile, err)
+		return "", false, fmt.Errorf("localch: lock %s: %w", s.dirs.statusFile, err)
 	}
-	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return "", false, syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 }
 
 // statusPID extracts the "PID: 1234" line ClickHouse writes to data/status.

@@ -344,8 +344,9 @@ func TestExplicitPortTakenShowsErrorLog(t *testing.T) {
 	defer l.Close()
 	taken := l.Addr().(*net.TCPAddr).Port
 
+	dir := t.TempDir()
 	began := time.Now()
-	_, err = Start(context.Background(), Options{DataDir: t.TempDir(), TCPPort: taken})
+	_, err = Start(context.Background(), Options{DataDir: dir, TCPPort: taken})
 	if err == nil {
 		t.Fatal("Start on a taken port succeeded")
 	}
@@ -353,9 +354,41 @@ func TestExplicitPortTakenShowsErrorLog(t *testing.T) {
 	if !strings.Contains(err.Error(), "Address already in use") {
 		t.Fatalf("error does not carry the server's error log: %v", err)
 	}
-	if !errors.Is(err, errPortInUse) {
-		t.Fatalf("error not marked as a port conflict: %v", err)
+	var inUse *portInUseError
+	if !errors.As(err, &inUse) || inUse.port != taken {
+		t.Fatalf("error not marked as a conflict on port %d: %v", taken, err)
 	}
+	// An explicitly requested port is not retried, unlike a picked one.
+	if n := strings.Count(readTail(filepath.Join(dir, "log", "clickhouse-server.err.log"), 0, 100), "Address already in use"); n != 1 {
+		t.Fatalf("server started %d times, want 1", n)
+	}
+}
+
+func TestPickedPortTakenIsRetried(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	calls := 0
+	srv := startServer(t, Options{pickPorts: func(tcp, httpPort int) (int, int, error) {
+		calls++
+		tcp, httpPort, err := pickPorts(tcp, httpPort)
+		if calls == 1 {
+			// Someone else got the picked port before the server bound it.
+			tcp = taken
+		}
+		return tcp, httpPort, err
+	}})
+	if calls != 2 {
+		t.Fatalf("ports picked %d times, want 2", calls)
+	}
+	if srv.TCPAddr() == l.Addr().String() {
+		t.Fatalf("server claims the taken port %s", srv.TCPAddr())
+	}
+	connect(t, srv.DSN("default"))
 }
 
 func TestPickPortsDistinct(t *testing.T) {

@@ -1,0 +1,66 @@
+# Arubug. The two commands a newcomer needs:
+#   make run    install ClickHouse if missing, build, start `arubug dev`
+#   make test   install what the tests need, then run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO       ?= go
+BIN      := bin/arubug
+LOADBIN  := bin/arubug-load
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+# Root needs no sudo (CI and containers run as root).
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+FUZZTIME ?= 10s
+
+.PHONY: help run build test test-go test-browser lint fuzz bench deps-run deps-test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+run: deps-run build ## install ClickHouse if missing, build, start arubug dev
+	./$(BIN) dev
+
+build: ## build bin/arubug and bin/arubug-load
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/arubug
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LOADBIN) ./cmd/arubug-load
+
+test: deps-test lint test-go fuzz test-browser ## install test dependencies and run every test
+	@echo "make test: all checks passed"
+
+test-go: ## Go tests (unit, ClickHouse integration, end-to-end with the real binary)
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-browser: build ## posthog-js against the collector in headless Chromium
+	cd siteapp-js && npm ci --no-audit --no-fund --loglevel=error
+	cd siteapp-js && ARUBUG_BIN=$(CURDIR)/$(BIN) node --test --test-reporter=spec test/
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz: ## run every fuzz target briefly (FUZZTIME=10s)
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/capture/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecompressFromBase64$$' -fuzztime=$(FUZZTIME) ./internal/capture/lzstring/
+	$(GO) test -run='^$$' -fuzz='^FuzzRoundTrip$$' -fuzztime=$(FUZZTIME) ./internal/capture/lzstring/
+
+bench: build ## Go benchmarks (see docs/benchmarks.md for the load runs)
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+deps-run: ## install clickhouse-server from the distribution if it is missing
+	@if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || [ -x /usr/bin/clickhouse-server ]; then \
+		echo "clickhouse-server: found"; \
+	else \
+		echo "clickhouse-server: not found; installing it from the distribution's packages"; \
+		$(APT) update -q && $(APT) install -y -q clickhouse-server clickhouse-client; \
+	fi
+
+deps-test: deps-run ## also install Chromium and check Node.js for the browser tests
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: found"; else \
+		echo "chromium: not found; installing it"; $(APT) update -q && $(APT) install -y -q chromium; fi
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then echo "node: $$(node --version)"; else \
+		echo "node: not found; installing it"; $(APT) update -q && $(APT) install -y -q nodejs npm; fi
+
+clean: ## remove build output and the dev data dir
+	rm -rf bin build .arubug-dev
