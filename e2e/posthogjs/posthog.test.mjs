@@ -763,6 +763,7 @@ describe('posthog-js (npm, unmodified) in headless Chromium against Arubug', { t
         [null, 'gzip-js'].includes(new URL(req.url).searchParams.get('compression')),
         `unexpected compression parameter: ${describeRequest(req)}`,
       );
+      assert.equal(req.origin, env.page.origin, 'the capture request is cross-origin');
       assert.equal(req.responseHeaders['access-control-allow-origin'], env.page.origin, 'CORS origin mirrored');
       s.assertClean();
 

@@ -113,6 +113,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // recoverer turns a panic into a logged 500 so one bad request cannot take
 // the collector down; http.ErrAbortHandler passes through as net/http wants.
 func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			defer func() {
