@@ -247,6 +247,13 @@ type runResult struct {
 	DrainPerS    float64       `json:"drain_per_s"`
 	DiskDrained  int64         `json:"disk_after_drain_bytes"`
 	Err          string        `json:"error,omitempty"`
+
+	// Context and noise-free measures.
+	Load1         float64       `json:"load1"`              // 1-min load average at the start
+	FsyncProbe    time.Duration `json:"fsync_probe_p50_ns"` // disk's serial 4 KB fdatasync p50 just before the run
+	WrittenAppend int64         `json:"written_append_bytes"`
+	WrittenDrain  int64         `json:"written_drain_bytes"`
+	CPUPerAppend  time.Duration `json:"cpu_per_append_ns"`
 }
 
 func bench(cfg config) error {
@@ -258,7 +265,9 @@ func bench(cfg config) error {
 	// Interleave stores within each repetition so that drift of the disk
 	// over time does not favour one store.
 	for rep := 1; rep <= cfg.reps; rep++ {
-		for _, k := range cfg.stores {
+		for i := range cfg.stores {
+			// Rotate the order too, so no store always follows the same one.
+			k := cfg.stores[(i+rep-1)%len(cfg.stores)]
 			res := runOnce(cfg, k, rep, payloads)
 			all[k.name] = append(all[k.name], res)
 			flat = append(flat, res)
@@ -266,9 +275,9 @@ func bench(cfg config) error {
 			if res.Err != "" {
 				status = "ERROR " + res.Err
 			}
-			fmt.Fprintf(os.Stderr, "  rep %d %-12s %6d appends %8.0f/s p50 %-9s p99 %-9s max %-9s disk %6.1f MB recover %-9s drain %8.0f/s %s\n",
-				rep, k.name, res.Appends, res.AppendsPerS, rd(res.P50), rd(res.P99), rd(res.Max),
-				mb(res.DiskBytes), rd(res.Recovery), res.DrainPerS, status)
+			fmt.Fprintf(os.Stderr, "  rep %d %-13s load %4.1f probe %-7s %6d appends %8.0f/s p50 %-9s p99 %-9s max %-9s disk %6.1f MB wamp %4.2f cpu/append %-7s recover %-9s drain %8.0f/s %s\n",
+				rep, k.name, res.Load1, rd(res.FsyncProbe), res.Appends, res.AppendsPerS, rd(res.P50), rd(res.P99), rd(res.Max),
+				mb(res.DiskBytes), float64(res.WrittenAppend)/float64(max(1, res.PayloadBytes)), rd(res.CPUPerAppend), rd(res.Recovery), res.DrainPerS, status)
 		}
 	}
 	if cfg.jsonOut != "" {
@@ -278,8 +287,8 @@ func bench(cfg config) error {
 		}
 	}
 	fmt.Printf("\nWorkload: -n %d -c %d -size %d (bound %s), median of %d runs\n\n", cfg.n, cfg.c, cfg.size, cfg.dur, cfg.reps)
-	fmt.Println("| store | appends (of n) | appends/s (min–max) | p50 | p99 | max | recs/fsync | disk after appends (payload) | reopen+scan | drain recs/s | disk after drain | errors |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| store | appends (of n) | appends/s (min–max) | p50 | p99 | max | recs/commit | disk after appends (payload) | written/payload | CPU/append | reopen+scan | drain recs/s | written by drain | disk after drain | errors |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, k := range cfg.stores {
 		rs := all[k.name]
 		errs := 0
@@ -292,7 +301,7 @@ func bench(cfg config) error {
 		if g := medianF(rs, func(r runResult) float64 { return r.GroupSize }); g > 0 {
 			gs = fmt.Sprintf("%.1f", g)
 		}
-		fmt.Printf("| %s | %d | %.0f (%.0f–%.0f) | %s | %s | %s | %s | %.1f MB (%.1f MB) | %s | %.0f | %.1f MB | %d |\n",
+		fmt.Printf("| %s | %d | %.0f (%.0f–%.0f) | %s | %s | %s | %s | %.1f MB (%.1f MB) | %.2f | %s | %s | %.0f | %.0f KB | %.1f MB | %d |\n",
 			k.name,
 			int(medianF(rs, func(r runResult) float64 { return float64(r.Appends) })),
 			medianF(rs, func(r runResult) float64 { return r.AppendsPerS }),
@@ -304,10 +313,25 @@ func bench(cfg config) error {
 			gs,
 			mb(int64(medianF(rs, func(r runResult) float64 { return float64(r.DiskBytes) }))),
 			mb(int64(medianF(rs, func(r runResult) float64 { return float64(r.PayloadBytes) }))),
+			medianF(rs, func(r runResult) float64 { return float64(r.WrittenAppend) / float64(max(1, r.PayloadBytes)) }),
+			rd(medianD(rs, func(r runResult) time.Duration { return r.CPUPerAppend })),
 			rd(medianD(rs, func(r runResult) time.Duration { return r.Recovery })),
 			medianF(rs, func(r runResult) float64 { return r.DrainPerS }),
+			medianF(rs, func(r runResult) float64 { return float64(r.WrittenDrain) })/1024,
 			mb(int64(medianF(rs, func(r runResult) float64 { return float64(r.DiskDrained) }))),
 			errs)
+	}
+	var loads, probes []float64
+	for _, r := range flat {
+		loads = append(loads, r.Load1)
+		probes = append(probes, float64(r.FsyncProbe))
+	}
+	sort.Float64s(loads)
+	sort.Float64s(probes)
+	if len(flat) > 0 {
+		fmt.Printf("\nMachine during these runs: 1-min load average %.1f–%.1f (median %.1f); disk probe (serial 4 KB write+fdatasync, p50 of 100 before each run) %s–%s (median %s).\n",
+			loads[0], loads[len(loads)-1], loads[len(loads)/2],
+			rd(time.Duration(probes[0])), rd(time.Duration(probes[len(probes)-1])), rd(time.Duration(probes[len(probes)/2])))
 	}
 	return nil
 }
@@ -324,6 +348,8 @@ func runOnce(cfg config, k storeKind, rep int, payloads [][]byte) (res runResult
 		syscall.Sync() // don't leave this run's writeback to the next one
 		time.Sleep(cfg.pause)
 	}()
+	res.Load1 = loadAvg()
+	res.FsyncProbe = fsyncProbe(dir)
 	s, err := k.open(dir)
 	if err != nil {
 		res.Err = "open: " + err.Error()
@@ -338,6 +364,7 @@ func runOnce(cfg config, k storeKind, rep int, payloads [][]byte) (res runResult
 		wg       sync.WaitGroup
 		lats     = make([][]time.Duration, cfg.c)
 	)
+	io0, cpu0 := procIO(), cpuTime()
 	start := time.Now()
 	deadline := start.Add(cfg.dur)
 	for w := range cfg.c {
@@ -364,6 +391,7 @@ func runOnce(cfg config, k storeKind, rep int, payloads [][]byte) (res runResult
 	}
 	wg.Wait()
 	res.AppendTime = time.Since(start)
+	res.CPUPerAppend = (cpuTime() - cpu0) / time.Duration(max(1, claimedDone(lats)))
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -386,6 +414,7 @@ func runOnce(cfg config, k storeKind, rep int, payloads [][]byte) (res runResult
 	if err := s.Close(); err != nil && res.Err == "" {
 		res.Err = "close: " + err.Error()
 	}
+	res.WrittenAppend = procIO() - io0
 	res.DiskBytes, res.DiskApparent = diskUsage(dir)
 	if cfg.list {
 		listFiles(k.name+" after appends", dir)
@@ -414,6 +443,7 @@ func runOnce(cfg config, k storeKind, rep int, payloads [][]byte) (res runResult
 	}
 
 	// Drain: read from the head in order, delete, repeat.
+	io0 = procIO()
 	t = time.Now()
 	drained := 0
 	var next uint64
@@ -438,6 +468,7 @@ func runOnce(cfg config, k storeKind, rep int, payloads [][]byte) (res runResult
 		drained += n
 	}
 	res.DrainTime = time.Since(t)
+	res.WrittenDrain = procIO() - io0
 	res.DrainPerS = float64(drained) / res.DrainTime.Seconds()
 	if drained != res.Recovered && res.Err == "" {
 		res.Err = fmt.Sprintf("drained %d of %d", drained, res.Recovered)
@@ -470,6 +501,14 @@ func listFiles(title, dir string) {
 		fmt.Fprintf(os.Stderr, "      %-40s size %10d alloc %10d\n", rel, fi.Size(), alloc)
 		return nil
 	})
+}
+
+func claimedDone(lats [][]time.Duration) int {
+	n := 0
+	for _, l := range lats {
+		n += len(l)
+	}
+	return n
 }
 
 func diskUsage(dir string) (alloc, apparent int64) {

@@ -25,7 +25,8 @@ func remoteConfig(token string) map[string]any {
 		"elementsChainAsString": true,
 		"sessionRecording":      false,
 		"heatmaps":              false,
-		"surveys":               false,
+		// "surveys" is left out on purpose: posthog-js loads its surveys
+		// script from api_host whenever the key is present, even as false.
 		"defaultIdentifiedOnly": true,
 		"siteApps":              []any{},
 	}

@@ -597,10 +597,12 @@ func TestTemplateHoles(t *testing.T) {
 func TestGzipSplice(t *testing.T) {
 	for _, cfg := range []Config{
 		{Mode: ModeCapture, BatchSize: 1},
+		{Mode: ModeCapture, BatchSize: 2},
 		{Mode: ModeCapture, BatchSize: 7},
 		{Mode: ModeClickHouseHTTP, BatchSize: 3, Table: "a.b"},
 	} {
-		cfg.Gzip, cfg.RunID, cfg.Token, cfg.PoolSize = true, "gz", "tok", 16
+		cfg.Gzip, cfg.RunID, cfg.Token = true, "gz@x", "tok@@y"
+		cfg.PoolSize = 16
 		g := newGenerator(cfg)
 		var rs renderState
 		cur := 0
