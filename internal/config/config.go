@@ -44,6 +44,8 @@ type Config struct {
 	MaxInFlight       int
 	TrustForwardedFor bool
 
+	PprofAddr string
+
 	SpoolMaxBytes   int64
 	BatchEvents     int
 	FlushInterval   time.Duration
@@ -103,6 +105,7 @@ func (c *Config) settings() []setting {
 		{key: "batch_events", usage: "events per ClickHouse insert that trigger a write at once", value: intValue{&c.BatchEvents}},
 		{key: "flush_interval", usage: "longest time an event waits in the spool before a smaller insert", value: durationValue{&c.FlushInterval}},
 		{key: "shutdown_timeout", usage: "time allowed for in-flight requests and the final flush on SIGTERM", value: durationValue{&c.ShutdownTimeout}},
+		{key: "pprof_addr", usage: "serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", value: stringValue{&c.PprofAddr}},
 		{key: "max_in_flight", usage: "capture requests decoded at once; past it capture answers 503", value: intValue{&c.MaxInFlight}},
 		{key: "trust_forwarded_for", usage: "take the client IP from X-Forwarded-For (only behind a proxy that sets it)", value: boolValue{&c.TrustForwardedFor}},
 		{key: "max_body_bytes", usage: "largest request body on /e, /capture, /track, /engage, /i/v0/e", value: bytesValue{&l.MaxBodyBytes}},
@@ -244,6 +247,11 @@ func (c *Config) Validate() error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		add("addr %q is not host:port (for example :8000 or 127.0.0.1:8000)", c.Addr)
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			add("pprof_addr %q is not host:port", c.PprofAddr)
+		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		add("data_dir must not be empty")

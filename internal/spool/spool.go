@@ -8,7 +8,6 @@ package spool
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,7 +23,10 @@ import (
 	"github.com/arubug/arubug/internal/bugreport"
 )
 
-var bucketName = []byte("events")
+var (
+	bucketName    = []byte("events")
+	corruptBucket = []byte("corrupt")
+)
 
 // headerLen is the record header: commit time (unix ns) and event count.
 const headerLen = 12
@@ -363,17 +365,58 @@ func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 		return Batch{}, err
 	}
 	out.Events = make([]bugreport.Event, 0, events)
+	keys := out.keys
+	out.keys = out.keys[:0:0]
 	for i, v := range raw {
 		at, evs, err := decode(v)
 		if err != nil {
-			return Batch{}, fmt.Errorf("record %x: %w", out.keys[i], err)
+			// A record that cannot be decoded would block the queue
+			// forever; it is set aside for inspection instead.
+			s.opts.Logger.Error("spool record cannot be decoded; moving it to the corrupt bucket", "key", fmt.Sprintf("%x", keys[i]), "err", err)
+			if qerr := s.quarantine(keys[i]); qerr != nil {
+				return Batch{}, fmt.Errorf("record %x: %w (and quarantine failed: %v)", keys[i], err, qerr)
+			}
+			out.bytes -= int64(len(v))
+			continue
 		}
-		if i == 0 {
+		if len(out.keys) == 0 {
 			out.Oldest = at
 		}
+		out.keys = append(out.keys, keys[i])
 		out.Events = append(out.Events, evs...)
 	}
 	return out, nil
+}
+
+// quarantine moves an undecodable record to the corrupt bucket.
+func (s *Spool) quarantine(key []byte) error {
+	var size int64
+	var count uint32
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketName)
+		v := b.Get(key)
+		if v == nil {
+			return nil
+		}
+		size = int64(len(v))
+		if len(v) >= headerLen {
+			count = binary.BigEndian.Uint32(v[8:12])
+		}
+		q, err := tx.CreateBucketIfNotExists(corruptBucket)
+		if err != nil {
+			return err
+		}
+		if err := q.Put(key, v); err != nil {
+			return err
+		}
+		return b.Delete(key)
+	})
+	if err == nil {
+		s.bytes.Add(-size)
+		s.events.Add(-int64(count))
+		s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
+	}
+	return err
 }
 
 // Ack removes b's records from the spool.
@@ -424,15 +467,10 @@ func (s *Spool) Close() error {
 }
 
 func encode(now time.Time, events []bugreport.Event) ([]byte, error) {
-	body, err := json.Marshal(events)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]byte, headerLen+len(body))
+	v := make([]byte, headerLen, headerLen+encodedSize(events))
 	binary.BigEndian.PutUint64(v[0:8], uint64(now.UnixNano()))
 	binary.BigEndian.PutUint32(v[8:12], uint32(len(events)))
-	copy(v[headerLen:], body)
-	return v, nil
+	return appendEvents(v, events), nil
 }
 
 func decode(v []byte) (time.Time, []bugreport.Event, error) {
@@ -440,9 +478,6 @@ func decode(v []byte) (time.Time, []bugreport.Event, error) {
 		return time.Time{}, nil, errors.New("record too short")
 	}
 	at := time.Unix(0, int64(binary.BigEndian.Uint64(v[0:8])))
-	var events []bugreport.Event
-	if err := json.Unmarshal(v[headerLen:], &events); err != nil {
-		return time.Time{}, nil, err
-	}
-	return at, events, nil
+	events, err := decodeEvents(v[headerLen:])
+	return at, events, err
 }

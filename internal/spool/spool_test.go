@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
 	"go.uber.org/goleak"
 
 	"github.com/arubug/arubug/internal/bugreport"
@@ -325,4 +326,91 @@ func TestDrainWaitsForBatchOrInterval(t *testing.T) {
 	if len(w.batches) != 1 || w.batches[0] != 10 {
 		t.Fatalf("batches %v, want one of 10", w.batches)
 	}
+}
+
+func TestCodecRoundTripAndCorruption(t *testing.T) {
+	in := events("c", 3)
+	in[1].Properties = `{"ü":"日本","x":"<&>"}`
+	in[2].Set, in[2].SetOnce, in[2].IP = `{"a":1}`, `{"b":2}`, "::1"
+	in[0].CreatedAt = time.Date(2026, 11, 27, 1, 2, 3, 4, time.UTC)
+	b := appendEvents(nil, in)
+	out, err := decodeEvents(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		if in[i] != out[i] {
+			t.Errorf("event %d\n got %+v\nwant %+v", i, out[i], in[i])
+		}
+	}
+	for cut := 0; cut < len(b); cut += 7 {
+		if _, err := decodeEvents(b[:cut]); err == nil {
+			t.Fatalf("truncated record of %d bytes decoded", cut)
+		}
+	}
+	if _, err := decodeEvents(append(b, 0)); err == nil {
+		t.Error("record with trailing bytes decoded")
+	}
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(appendEvents(nil, events("f", 2)))
+	f.Add([]byte{codecVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		evs, err := decodeEvents(b)
+		if err != nil {
+			return
+		}
+		// Varints have overlong forms, so compare decoded values, not bytes.
+		again, err := decodeEvents(appendEvents(nil, evs))
+		if err != nil || len(again) != len(evs) {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		for i := range evs {
+			if again[i] != evs[i] {
+				t.Fatalf("event %d changed in a round trip", i)
+			}
+		}
+	})
+}
+
+func TestCorruptRecordIsSetAsideNotBlocking(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "s.db"), 1<<20)
+	defer s.Close()
+	ctx := context.Background()
+	for _, p := range []string{"a", "b", "c"} {
+		if err := s.Append(ctx, events(p, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Damage the middle record's payload.
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketName).Cursor()
+		c.First()
+		k, v := c.Next()
+		bad := append(append([]byte(nil), v[:headerLen]...), 0xee, 0x01)
+		s.bytes.Add(int64(len(bad) - len(v))) // keep the accounting true to the file
+		return tx.Bucket(bucketName).Put(k, bad)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Peek(100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() != 4 || b.Events[2].DistinctID != "c-0" {
+		t.Fatalf("peek around the corrupt record: %d events", b.Len())
+	}
+	if err := s.Ack(b); err != nil {
+		t.Fatal(err)
+	}
+	if n, bytes := s.Stats(); n != 0 || bytes != 0 {
+		t.Errorf("after ack: %d events %d bytes", n, bytes)
+	}
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if q := tx.Bucket(corruptBucket); q == nil || q.Stats().KeyN != 1 {
+			t.Error("corrupt record not kept in the corrupt bucket")
+		}
+		return nil
+	})
 }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Capture throughput benchmark, as recorded in docs/benchmarks.md.
+#
+# One run measures, on this machine and with the same load tool:
+#   1. the do-nothing Go handler (the ceiling for any Go HTTP service here)
+#   2. arubug serve, single-event POST /e/ with durable acks (managed ClickHouse)
+#   3. arubug at half of that rate: latency when not saturated
+#   4. the same events inserted one request each into ClickHouse's HTTP interface
+# and prints a Markdown table. Usage: make bench-load [DURATION=15s CONC=32]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-15s}
+CONC=${CONC:-32}
+BIN=bin/arubug
+LOAD=bin/arubug-load
+[ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "run make build first" >&2; exit 2; }
+command -v jq >/dev/null || { echo "jq is needed: apt-get install -y jq" >&2; exit 2; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+run_load() { "$LOAD" -quiet -json -c "$CONC" -d "$DURATION" "$@"; }
+
+echo "== do-nothing handler" >&2
+noop=127.0.0.1:$(port)
+"$LOAD" -noop-server "$noop" & pids+=($!)
+sleep 0.5
+run_load -url "http://$noop" > "$work/noop.json"
+
+echo "== arubug serve (durable acks)" >&2
+addr=127.0.0.1:$(port)
+ARUBUG_ADDR=$addr ARUBUG_DATA_DIR=$work/data ARUBUG_PROJECT_TOKENS=phc_arubug_load ARUBUG_LOG_FORMAT=json \
+	"$BIN" serve 2> "$work/arubug.log" & apid=$!; pids+=($apid)
+for _ in $(seq 1 300); do curl -fs "http://$addr/_ready" >/dev/null 2>&1 && break; sleep 0.2; done
+chtcp=$(grep -o '"msg":"managed clickhouse-server ready"[^}]*' "$work/arubug.log" | grep -o '"tcp":"[^"]*"' | cut -d'"' -f4)
+chhttp=$(grep -o '"msg":"managed clickhouse-server ready"[^}]*' "$work/arubug.log" | grep -o '"http":"[^"]*"' | cut -d'"' -f4)
+run_load -url "http://$addr" -clickhouse-dsn "clickhouse://$chtcp/arubug" > "$work/full.json"
+rss_full=$(awk '/VmHWM/ {print $2}' /proc/$apid/status)
+rate=$(jq '.result.ok_per_sec' "$work/full.json")
+half=$(jq -n "$rate / 2 | floor")
+
+echo "== arubug at half rate ($half req/s)" >&2
+run_load -url "http://$addr" -rate "$half" > "$work/half.json"
+rss_half=$(awk '/VmHWM/ {print $2}' /proc/$apid/status)
+
+echo "== ClickHouse HTTP, one INSERT per event" >&2
+run_load -mode clickhouse-http -url "http://$chhttp" -table arubug.events > "$work/chhttp.json"
+
+ms() { jq -r ".result$1 / 1e6 | . * 100 | round / 100" "$2"; }
+row() {
+	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
+		"$(jq -r '.result.ok_per_sec | round' "$2")" "$(jq -r '.result.events_per_sec | round' "$2")" \
+		"$(ms .p50_ns "$2")" "$(ms .p99_ns "$2")" "$(jq -r '.result.errors' "$2")" "$3"
+}
+noop_rate=$(jq '.result.ok_per_sec' "$work/noop.json")
+ch_rate=$(jq '.result.ok_per_sec' "$work/chhttp.json")
+echo
+echo "Machine: $(nproc) cores, $(uname -r); $(go version | cut -d' ' -f3); clickhouse-server $(dpkg-query -W -f='${Version}' clickhouse-server 2>/dev/null || echo '?')"
+echo "Load: $CONC workers, $DURATION per run, single posthog-js-shaped event per POST /e/"
+echo
+echo "| target | req/s | events/s | p50 ms | p99 ms | errors | notes |"
+echo "|---|---|---|---|---|---|---|"
+row "do-nothing Go handler" "$work/noop.json" "baseline"
+row "arubug serve, durable ack" "$work/full.json" "$(jq -r '"stored \(.clickhouse.unique) of \(.clickhouse.acked) acked, \(.clickhouse.missing) missing"' "$work/full.json" 2>/dev/null || echo)"
+row "arubug at half rate" "$work/half.json" "open loop, -rate $half"
+row "ClickHouse HTTP, 1 event/INSERT" "$work/chhttp.json" "direct"
+echo
+echo "Ratios: arubug / do-nothing = $(jq -n "$rate / $noop_rate * 100 | round")%; arubug / ClickHouse HTTP = $(jq -n "$rate / $ch_rate | . * 10 | round / 10")x"
+echo "arubug RSS high-water mark: $((rss_full / 1024)) MiB after the full-rate run, $((rss_half / 1024)) MiB after both (ClickHouse is a separate process)"
+cp "$work"/*.json "${OUT:-/tmp}/" 2>/dev/null || true
