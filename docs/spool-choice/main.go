@@ -5,6 +5,7 @@
 //
 //	go run . -n 20000 -c 32 -size 600          # benchmark, medians of 3 runs
 //	go run . -crash -c 32 -size 600            # SIGKILL crash check
+//	go run . -torn                             # torn final write check
 //
 // See RESULTS.md for numbers and what they mean.
 package main
@@ -42,6 +43,7 @@ type config struct {
 	child    bool
 	childDir string
 	list     bool
+	torn     bool
 	pause    time.Duration
 }
 
@@ -59,6 +61,7 @@ func main() {
 	flag.StringVar(&stores, "stores", "all", "comma-separated stores: "+storeNames())
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write every run as JSON to this file")
 	flag.BoolVar(&cfg.crash, "crash", false, "run the SIGKILL crash check instead of the benchmark")
+	flag.BoolVar(&cfg.torn, "torn", false, "run the torn-tail check (log-structured stores) instead of the benchmark")
 	flag.IntVar(&cfg.runs, "runs", 5, "crash check: kills per store")
 	flag.DurationVar(&cfg.killAt, "kill-after", time.Second, "crash check: SIGKILL the child after this long (plus up to 25% jitter)")
 	flag.BoolVar(&cfg.list, "list", false, "print each store's files after the append phase and after the drain")
@@ -75,6 +78,8 @@ func main() {
 		err = crashChild(cfg)
 	case cfg.crash:
 		err = crashCheck(cfg)
+	case cfg.torn:
+		err = tornCheck(cfg)
 	default:
 		err = bench(cfg)
 	}
