@@ -197,6 +197,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	}
 
 	drainCtx, stopDrain := context.WithCancel(context.Background())
+	defer stopDrain()
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
