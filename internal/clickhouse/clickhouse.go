@@ -5,6 +5,8 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,6 +137,11 @@ func (db *DB) WriteEvents(ctx context.Context, events []bugreport.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	// Screenshots first: if the events insert then fails, the retry writes
+	// both again and the screenshot collapses by report id.
+	if err := db.writeScreenshots(ctx, events); err != nil {
+		return err
+	}
 	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO events ("+eventColumns+")")
 	if err != nil {
 		return fmt.Errorf("clickhouse: prepare insert: %w", err)
@@ -154,6 +161,77 @@ func (db *DB) WriteEvents(ctx context.Context, events []bugreport.Event) error {
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("clickhouse: insert %d events: %w", len(events), err)
+	}
+	return nil
+}
+
+// screenshotProperty is the $bug_report property carrying the screenshot as
+// a data URL; it is moved to the screenshots table and replaced by
+// screenshotIDProperty so that events stay small for the dashboards.
+const (
+	screenshotProperty   = "$screenshot"
+	screenshotIDProperty = "$screenshot_id"
+)
+
+// extractScreenshot removes the screenshot from a $bug_report event's
+// properties. It reports ok=false when there is none or it is not an image
+// data URL (then the property is dropped all the same: nothing renders it).
+func extractScreenshot(e *bugreport.Event) (mime string, data []byte, ok bool) {
+	if e.Event != bugreport.EventBugReport || !strings.Contains(e.Properties, `"`+screenshotProperty+`"`) {
+		return "", nil, false
+	}
+	var props map[string]json.RawMessage
+	if json.Unmarshal([]byte(e.Properties), &props) != nil {
+		return "", nil, false
+	}
+	raw, present := props[screenshotProperty]
+	if !present {
+		return "", nil, false
+	}
+	delete(props, screenshotProperty)
+	var url string
+	if json.Unmarshal(raw, &url) == nil {
+		if m, b64, found := strings.Cut(strings.TrimPrefix(url, "data:"), ";base64,"); found && allowedImage[m] {
+			if b, err := base64.StdEncoding.DecodeString(b64); err == nil && len(b) > 0 {
+				mime, data, ok = m, b, true
+				props[screenshotIDProperty], _ = json.Marshal(e.UUID.String())
+			}
+		}
+	}
+	if out, err := json.Marshal(props); err == nil {
+		e.Properties = string(out)
+	}
+	return mime, data, ok
+}
+
+// allowedImage lists the raster types kept; SVG is refused because it can
+// carry script when served back.
+var allowedImage = map[string]bool{"image/png": true, "image/jpeg": true, "image/webp": true}
+
+func (db *DB) writeScreenshots(ctx context.Context, events []bugreport.Event) error {
+	var batch driver.Batch
+	for i := range events {
+		mime, data, ok := extractScreenshot(&events[i])
+		if !ok {
+			continue
+		}
+		if batch == nil {
+			var err error
+			if batch, err = db.conn.PrepareBatch(ctx, "INSERT INTO screenshots (report_id, project, created_at, mime, data)"); err != nil {
+				return fmt.Errorf("clickhouse: prepare screenshot insert: %w", err)
+			}
+			defer func() { _ = batch.Abort() }()
+		}
+		e := &events[i]
+		if err := batch.Append(uuid.UUID(e.UUID), e.Project, e.CreatedAt.UTC(), mime, string(data)); err != nil {
+			return fmt.Errorf("clickhouse: append screenshot: %w", err)
+		}
+	}
+	if batch == nil {
+		return nil
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("clickhouse: insert screenshots: %w", err)
 	}
 	return nil
 }

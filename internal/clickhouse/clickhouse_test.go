@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,76 @@ func TestParseDSN(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secretpw") {
 			t.Errorf("ParseDSN error leaks the password: %v", err)
 		}
+	}
+}
+
+func TestReportsAndScreenshots(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	png := []byte("\x89PNG\r\n\x1a\nfake")
+	ev := bugreport.Event{UUID: bugreport.UUID{9}, Project: "p", Event: bugreport.EventBugReport, DistinctID: "u", Timestamp: ts, CreatedAt: ts,
+		Properties: `{"$description":"it broke","$screenshot":"data:image/png;base64,` + base64.StdEncoding.EncodeToString(png) + `"}`}
+	svg := bugreport.Event{UUID: bugreport.UUID{10}, Project: "p", Event: bugreport.EventBugReport, DistinctID: "u", Timestamp: ts, CreatedAt: ts,
+		Properties: `{"$screenshot":"data:image/svg+xml;base64,PHN2Zz4="}`}
+	if err := db.WriteEvents(ctx, []bugreport.Event{ev, svg}); err != nil {
+		t.Fatal(err)
+	}
+	var props string
+	if err := db.conn.QueryRow(ctx, "SELECT properties FROM events WHERE event = '$bug_report' AND uuid = toUUID(?)", ev.UUID.String()).Scan(&props); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(props, "base64") || !strings.Contains(props, `"$screenshot_id":"`+ev.UUID.String()+`"`) {
+		t.Errorf("screenshot not moved out of properties: %s", props)
+	}
+	mime, data, err := db.Screenshot(ctx, ev.UUID)
+	if err != nil || mime != "image/png" || string(data) != string(png) {
+		t.Errorf("screenshot: %q %q %v", mime, data, err)
+	}
+	if _, _, err := db.Screenshot(ctx, svg.UUID); err == nil {
+		t.Error("an SVG screenshot was stored")
+	}
+
+	pending, err := db.PendingReportEvents(ctx, ts.Add(time.Minute), 24*time.Hour, 10)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("pending: %d %v", len(pending), err)
+	}
+	r := &bugreport.Report{ID: ev.UUID, Project: "p", ReportedAt: ts, ReceivedAt: ts, Title: "it broke", Description: "it broke\nbadly",
+		Reporter: bugreport.Reporter{DistinctID: "u", Email: "u@example.com"}, Usage: &bugreport.Usage{Events30d: 5, Person: map[string]string{"plan": "pro"}},
+		Console:     []bugreport.ConsoleEntry{{Level: "error", Message: "x is undefined", At: ts}},
+		Route:       bugreport.RouteDecision{Team: "billing", Route: "billing-paths", Priority: "high", Tags: []string{"billing"}, Explanation: []bugreport.RouteStep{{Route: "billing-paths", Matched: true, Reason: "matched"}}},
+		Fingerprint: "abc", Properties: map[string]any{"k": "v"}}
+	if err := db.SaveReport(ctx, r, "rules"); err != nil {
+		t.Fatal(err)
+	}
+	r.Route.Team = "platform"
+	if err := db.SaveReport(ctx, r, "manual"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Report(ctx, ev.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Route.Team != "platform" || got.RouteSource != "manual" || got.Usage == nil || got.Usage.Person["plan"] != "pro" ||
+		len(got.Console) != 1 || got.Route.Explanation[0].Route != "billing-paths" || got.Reporter.Email != "u@example.com" {
+		t.Errorf("report round trip: %+v", got)
+	}
+	if _, err := db.Report(ctx, bugreport.UUID{42}); bugreport.ErrorCode(err) != bugreport.ENOTFOUND {
+		t.Errorf("missing report: %v", err)
+	}
+	pending, _ = db.PendingReportEvents(ctx, ts.Add(time.Minute), 24*time.Hour, 10)
+	if len(pending) != 1 || pending[0].UUID != svg.UUID {
+		t.Errorf("pending after saving one: %v", pending)
+	}
+	page, err := db.Reports(ctx, ReportFilter{Team: "platform", Limit: 10})
+	if err != nil || len(page.Reports) != 1 {
+		t.Fatalf("reports: %v %v", page, err)
+	}
+	n, err := db.SimilarCount(ctx, "p", "abc", ts.Add(-time.Hour), bugreport.UUID{77})
+	if err != nil || n != 1 {
+		t.Errorf("similar: %d %v", n, err)
 	}
 }

@@ -52,6 +52,74 @@ ORDER BY (project, toDate(timestamp), event, cityHash64(distinct_id), uuid)
 SETTINGS index_granularity = 8192`,
 		},
 	},
+	{
+		Version: 2,
+		Name:    "bug_reports and screenshots",
+		Statements: []string{
+			// One row per version of a report; the highest version wins on
+			// merge (and with FINAL). reported_at never changes, so every
+			// version of a report lands in the same partition.
+			`CREATE TABLE IF NOT EXISTS bug_reports (
+	report_id UUID,
+	version UInt64,
+	project String,
+	reported_at DateTime,
+	received_at DateTime,
+	updated_at DateTime,
+	distinct_id String,
+	reporter_email String,
+	reporter_name String,
+	title String,
+	description String,
+	product_area String,
+	severity String,
+	url String,
+	path String,
+	host String,
+	browser String,
+	browser_version String,
+	os String,
+	os_version String,
+	device String,
+	user_agent String,
+	session_id String,
+	window_id String,
+	device_id String,
+	console String,
+	network String,
+	screenshot_id String,
+	spam UInt8,
+	spam_reason String,
+	replay_url String,
+	usage_available UInt8,
+	usage String,
+	team String,
+	route String,
+	priority String,
+	tags Array(String),
+	cc Array(String),
+	assignee String,
+	route_explanation String,
+	route_source String,
+	fingerprint String,
+	similar_count UInt64,
+	properties String
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(reported_at)
+ORDER BY (project, report_id)`,
+			// Screenshots are large and read one at a time: their own table
+			// keeps them out of the events that dashboards scan.
+			`CREATE TABLE IF NOT EXISTS screenshots (
+	report_id UUID,
+	project String,
+	created_at DateTime,
+	mime String,
+	data String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (project, report_id)`,
+		},
+	},
 }
 
 // Migrate applies the migrations not yet recorded in schema_migrations and

@@ -1,0 +1,358 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/arubug/arubug/internal/bugreport"
+)
+
+// reportColumns lists the bug_reports columns in the order of reportRow.
+const reportColumns = `report_id, version, project, reported_at, received_at, updated_at, distinct_id, reporter_email, reporter_name,
+	title, description, product_area, severity, url, path, host, browser, browser_version, os, os_version, device, user_agent,
+	session_id, window_id, device_id, console, network, screenshot_id, spam, spam_reason, replay_url, usage_available, usage,
+	team, route, priority, tags, cc, assignee, route_explanation, route_source, fingerprint, similar_count, properties`
+
+// usageJSON is the stored form of bugreport.Usage.
+type usageJSON struct {
+	Events30d        uint64                `json:"events_30d"`
+	ActiveDays30d    uint64                `json:"active_days_30d"`
+	Sessions30d      uint64                `json:"sessions_30d"`
+	FirstSeen        time.Time             `json:"first_seen"`
+	LastSeen         time.Time             `json:"last_seen"`
+	TopEvents        []bugreport.Count     `json:"top_events"`
+	TopPages         []bugreport.Count     `json:"top_pages"`
+	RecentExceptions []bugreport.Exception `json:"recent_exceptions"`
+	Person           map[string]string     `json:"person"`
+	FeatureFlags     []string              `json:"feature_flags"`
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// SaveReport stores a new version of r. source says who decided the route:
+// "rules" or "manual".
+func (db *DB) SaveReport(ctx context.Context, r *bugreport.Report, source string) error {
+	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO bug_reports ("+reportColumns+")")
+	if err != nil {
+		return fmt.Errorf("clickhouse: prepare report insert: %w", err)
+	}
+	defer func() { _ = batch.Abort() }()
+	var usage string
+	usageOK := uint8(0)
+	if u := r.Usage; u != nil {
+		usageOK = 1
+		usage = mustJSON(usageJSON{u.Events30d, u.ActiveDays30d, u.Sessions30d, u.FirstSeen, u.LastSeen, u.TopEvents, u.TopPages, u.RecentExceptions, u.Person, u.FeatureFlags})
+	}
+	spam := uint8(0)
+	if r.Spam {
+		spam = 1
+	}
+	now := time.Now().UTC()
+	if err := batch.Append(
+		uuid.UUID(r.ID), uint64(now.UnixNano()), r.Project, r.ReportedAt.UTC(), r.ReceivedAt.UTC(), now,
+		r.Reporter.DistinctID, r.Reporter.Email, r.Reporter.Name,
+		r.Title, r.Description, r.ProductArea, r.Severity, r.URL, r.Path, r.Host,
+		r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Device, r.UserAgent,
+		r.SessionID, r.WindowID, r.DeviceID, mustJSON(r.Console), mustJSON(r.Network), r.ScreenshotID,
+		spam, r.SpamReason, r.ReplayURL, usageOK, usage,
+		r.Route.Team, r.Route.Route, r.Route.Priority, nonNil(r.Route.Tags), nonNil(r.Route.CC), r.Route.Assignee,
+		mustJSON(r.Route.Explanation), source, r.Fingerprint, r.SimilarCount, mustJSON(r.Properties),
+	); err != nil {
+		return fmt.Errorf("clickhouse: append report %s: %w", r.ID, err)
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("clickhouse: insert report %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// StoredReport is a report with its storage metadata.
+type StoredReport struct {
+	bugreport.Report
+	UpdatedAt   time.Time
+	RouteSource string
+}
+
+func scanReport(rows interface{ Scan(...any) error }) (*StoredReport, error) {
+	var (
+		s                             StoredReport
+		id                            uuid.UUID
+		version                       uint64
+		console, network, usage, expl string
+		props                         string
+		spam, usageOK                 uint8
+	)
+	r := &s.Report
+	if err := rows.Scan(&id, &version, &r.Project, &r.ReportedAt, &r.ReceivedAt, &s.UpdatedAt,
+		&r.Reporter.DistinctID, &r.Reporter.Email, &r.Reporter.Name,
+		&r.Title, &r.Description, &r.ProductArea, &r.Severity, &r.URL, &r.Path, &r.Host,
+		&r.Browser, &r.BrowserVersion, &r.OS, &r.OSVersion, &r.Device, &r.UserAgent,
+		&r.SessionID, &r.WindowID, &r.DeviceID, &console, &network, &r.ScreenshotID,
+		&spam, &r.SpamReason, &r.ReplayURL, &usageOK, &usage,
+		&r.Route.Team, &r.Route.Route, &r.Route.Priority, &r.Route.Tags, &r.Route.CC, &r.Route.Assignee,
+		&expl, &s.RouteSource, &r.Fingerprint, &r.SimilarCount, &props); err != nil {
+		return nil, err
+	}
+	r.ID = bugreport.UUID(id)
+	r.Spam = spam == 1
+	_ = json.Unmarshal([]byte(console), &r.Console)
+	_ = json.Unmarshal([]byte(network), &r.Network)
+	_ = json.Unmarshal([]byte(expl), &r.Route.Explanation)
+	_ = json.Unmarshal([]byte(props), &r.Properties)
+	if usageOK == 1 {
+		var u usageJSON
+		if json.Unmarshal([]byte(usage), &u) == nil {
+			r.Usage = &bugreport.Usage{Events30d: u.Events30d, ActiveDays30d: u.ActiveDays30d, Sessions30d: u.Sessions30d,
+				FirstSeen: u.FirstSeen, LastSeen: u.LastSeen, TopEvents: u.TopEvents, TopPages: u.TopPages,
+				RecentExceptions: u.RecentExceptions, Person: u.Person, FeatureFlags: u.FeatureFlags}
+		}
+	}
+	return &s, nil
+}
+
+// ErrNotFound is returned when a report does not exist.
+var ErrNotFound = &bugreport.Error{Code: bugreport.ENOTFOUND, Reason: "not_found", Message: "no such report"}
+
+// Report returns the latest version of a report.
+func (db *DB) Report(ctx context.Context, id bugreport.UUID) (*StoredReport, error) {
+	rows, err := db.conn.Query(ctx, "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE report_id = ? LIMIT 1", uuid.UUID(id))
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: read report: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		return nil, ErrNotFound
+	}
+	return scanReport(rows)
+}
+
+// ReportFilter selects reports of a team queue.
+type ReportFilter struct {
+	Team   string
+	Since  time.Time // zero: no lower bound
+	Spam   *bool
+	Cursor string // from a previous page
+	Limit  int
+}
+
+// Page is a page of reports, newest first.
+type Page struct {
+	Reports    []*StoredReport
+	NextCursor string
+}
+
+// cursor encodes the last row of a page: its receive time and id.
+func encodeCursor(t time.Time, id bugreport.UUID) string {
+	var b [24]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.Unix()))
+	copy(b[8:], id[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func decodeCursor(s string) (time.Time, uuid.UUID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 24 {
+		return time.Time{}, uuid.UUID{}, bugreport.Errorf(bugreport.EINVALID, "invalid_cursor", "the cursor is not one this server issued")
+	}
+	var id uuid.UUID
+	copy(id[:], b[8:])
+	return time.Unix(int64(binary.BigEndian.Uint64(b[:8])), 0).UTC(), id, nil
+}
+
+// Reports lists reports newest first with cursor pagination.
+func (db *DB) Reports(ctx context.Context, f ReportFilter) (Page, error) {
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	var where []string
+	var args []any
+	if f.Team != "" {
+		where = append(where, "team = ?")
+		args = append(args, f.Team)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "received_at >= ?")
+		args = append(args, f.Since.UTC())
+	}
+	if f.Spam != nil {
+		where = append(where, "spam = ?")
+		args = append(args, boolU8(*f.Spam))
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		where = append(where, "(received_at < ? OR (received_at = ? AND report_id < ?))")
+		args = append(args, t, t, id)
+	}
+	q := "SELECT " + reportColumns + " FROM bug_reports FINAL"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += fmt.Sprintf(" ORDER BY received_at DESC, report_id DESC LIMIT %d", f.Limit+1)
+	rows, err := db.conn.Query(ctx, q, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("clickhouse: list reports: %w", err)
+	}
+	defer rows.Close()
+	var p Page
+	for rows.Next() {
+		r, err := scanReport(rows)
+		if err != nil {
+			return Page{}, err
+		}
+		p.Reports = append(p.Reports, r)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, err
+	}
+	if len(p.Reports) > f.Limit {
+		p.Reports = p.Reports[:f.Limit]
+		last := p.Reports[len(p.Reports)-1]
+		p.NextCursor = encodeCursor(last.ReceivedAt, last.ID)
+	}
+	return p, nil
+}
+
+func boolU8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TeamCount is a team with its report counts.
+type TeamCount struct {
+	Team    string
+	Reports uint64
+	Last7d  uint64
+}
+
+// TeamCounts counts reports per team.
+func (db *DB) TeamCounts(ctx context.Context, now time.Time) (map[string]TeamCount, error) {
+	rows, err := db.conn.Query(ctx, "SELECT team, count(), countIf(received_at >= ?) FROM bug_reports FINAL GROUP BY team", now.Add(-7*24*time.Hour).UTC())
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: count reports: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]TeamCount{}
+	for rows.Next() {
+		var c TeamCount
+		if err := rows.Scan(&c.Team, &c.Reports, &c.Last7d); err != nil {
+			return nil, err
+		}
+		out[c.Team] = c
+	}
+	return out, rows.Err()
+}
+
+// SimilarCount counts the stored reports of a project with fingerprint
+// received since the given time, other than exclude.
+func (db *DB) SimilarCount(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (uint64, error) {
+	var n uint64
+	err := db.conn.QueryRow(ctx, "SELECT uniqExact(report_id) FROM bug_reports WHERE project = ? AND fingerprint = ? AND reported_at >= ? AND report_id != ?",
+		project, fingerprint, since.UTC(), uuid.UUID(exclude)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse: similar reports: %w", err)
+	}
+	return n, nil
+}
+
+// eventSelect reads an events row into a bugreport.Event.
+const eventSelect = "uuid, project, event, distinct_id, timestamp, timestamp_ms, created_at, properties, person_set, person_set_once, session_id, window_id, device_id, current_url, pathname, host, lib, lib_version, ip"
+
+func scanEvent(rows interface{ Scan(...any) error }) (bugreport.Event, error) {
+	var e bugreport.Event
+	var id uuid.UUID
+	var ms uint16
+	if err := rows.Scan(&id, &e.Project, &e.Event, &e.DistinctID, &e.Timestamp, &ms, &e.CreatedAt, &e.Properties, &e.Set, &e.SetOnce,
+		&e.SessionID, &e.WindowID, &e.DeviceID, &e.CurrentURL, &e.Pathname, &e.Host, &e.Lib, &e.LibVersion, &e.IP); err != nil {
+		return e, err
+	}
+	e.UUID = bugreport.UUID(id)
+	e.Timestamp = e.Timestamp.Add(time.Duration(ms) * time.Millisecond).UTC()
+	e.CreatedAt = e.CreatedAt.UTC()
+	return e, nil
+}
+
+// PendingReportEvents returns $bug_report events of the lookback window
+// that have no bug_reports row yet: the work the triage reconciler picks up
+// after a crash or a missed notification.
+func (db *DB) PendingReportEvents(ctx context.Context, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error) {
+	since := now.Add(-lookback).UTC()
+	rows, err := db.conn.Query(ctx, "SELECT "+eventSelect+" FROM events WHERE event = ? AND timestamp >= ? AND uuid NOT IN (SELECT report_id FROM bug_reports WHERE reported_at >= ?) ORDER BY timestamp LIMIT ?",
+		bugreport.EventBugReport, since, since.Add(-time.Hour), limit)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: pending reports: %w", err)
+	}
+	defer rows.Close()
+	var out []bugreport.Event
+	seen := map[bugreport.UUID]bool{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[e.UUID] {
+			seen[e.UUID] = true
+			out = append(out, e)
+		}
+	}
+	return out, rows.Err()
+}
+
+// ReportsSince returns the latest version of every report received since t,
+// up to limit, for a rules replay.
+func (db *DB) ReportsSince(ctx context.Context, t time.Time, limit int) ([]*StoredReport, error) {
+	rows, err := db.conn.Query(ctx, "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE received_at >= ? ORDER BY received_at LIMIT ?", t.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: reports since: %w", err)
+	}
+	defer rows.Close()
+	var out []*StoredReport
+	for rows.Next() {
+		r, err := scanReport(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Screenshot returns a report's screenshot.
+func (db *DB) Screenshot(ctx context.Context, id bugreport.UUID) (mime string, data []byte, err error) {
+	var s string
+	err = db.conn.QueryRow(ctx, "SELECT mime, data FROM screenshots FINAL WHERE report_id = ? LIMIT 1", uuid.UUID(id)).Scan(&mime, &s)
+	if err != nil {
+		if strings.Contains(err.Error(), "no rows") {
+			return "", nil, ErrNotFound
+		}
+		return "", nil, fmt.Errorf("clickhouse: screenshot: %w", err)
+	}
+	return mime, []byte(s), nil
+}
