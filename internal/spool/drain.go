@@ -26,6 +26,12 @@ type DrainOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// FinalFlush bounds the last drain when ctx ends.
 	FinalFlush time.Duration
+	// Urgent reports whether an event should be written without waiting
+	// for a full batch (bug reports, whose triage waits for them).
+	Urgent func(*bugreport.Event) bool
+	// OnWritten is called with each batch after ClickHouse accepted it and
+	// it left the spool. It must not block.
+	OnWritten  func([]bugreport.Event)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -79,7 +85,7 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 	if o.FinalFlush > 0 {
 		d.FinalFlush = o.FinalFlush
 	}
-	d.Logger, d.Registerer = o.Logger, o.Registerer
+	d.Logger, d.Registerer, d.Urgent, d.OnWritten = o.Logger, o.Registerer, o.Urgent, o.OnWritten
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -153,7 +159,7 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 		}
 		age := time.Since(b.Oldest)
 		m.lag.Set(age.Seconds())
-		if b.Len() < d.BatchEvents && age < d.FlushInterval {
+		if b.Len() < d.BatchEvents && age < d.FlushInterval && !hasUrgent(b, d.Urgent) {
 			// Wait for a full batch or for the oldest record to come due.
 			t := time.NewTimer(d.FlushInterval - age)
 			select {
@@ -197,7 +203,22 @@ func (s *Spool) write(ctx context.Context, w bugreport.EventWriter, b Batch, d D
 		return err
 	}
 	m.written.Add(float64(b.Len()))
+	if d.OnWritten != nil {
+		d.OnWritten(b.Events)
+	}
 	return nil
+}
+
+func hasUrgent(b Batch, urgent func(*bugreport.Event) bool) bool {
+	if urgent == nil {
+		return false
+	}
+	for i := range b.Events {
+		if urgent(&b.Events[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Spool) finalFlush(w bugreport.EventWriter, d DrainOptions, m *drainMetrics) {
