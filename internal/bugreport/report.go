@@ -47,6 +47,10 @@ type Report struct {
 	Usage *Usage
 
 	Route RouteDecision
+	// RouteSource says who decided the route: "rules" or "manual".
+	RouteSource string
+	// UpdatedAt is when this version of the report was stored.
+	UpdatedAt time.Time
 
 	// Fingerprint groups similar reports; SimilarCount counts the reports
 	// with the same fingerprint in the last 7 days, this one included.
@@ -135,4 +139,31 @@ type Team struct {
 	Tags            []string
 	DefaultPriority string
 	Assignee        string
+}
+
+// ReportFilter selects reports of a team queue.
+type ReportFilter struct {
+	Team   string
+	Since  time.Time // zero: no lower bound
+	Spam   *bool     // nil: both
+	Cursor string    // from a previous page
+	Limit  int
+}
+
+// ReportPage is a page of reports, newest first.
+type ReportPage struct {
+	Reports    []*Report
+	NextCursor string
+}
+
+// ProductArea is one choice the widget offers for "where is the bug".
+type ProductArea struct {
+	ID    string `json:"id"`
+	Label string `json:"label"`
+}
+
+// TeamStats counts a team's reports.
+type TeamStats struct {
+	Reports uint64
+	Last7d  uint64
 }

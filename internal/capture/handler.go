@@ -5,11 +5,9 @@ package capture
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arubug/arubug/internal/bugreport"
+	"github.com/arubug/arubug/internal/httperr"
 )
 
 // Config configures a Handler.
@@ -221,44 +220,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	WriteError(w, e)
 }
 
-// WriteError writes e as PostHog-style JSON: {"type","code","detail"}, with
-// the status that its code maps to. Internal causes are never written.
-func WriteError(w http.ResponseWriter, e *bugreport.Error) {
-	status, typ := statusOf(e.Code)
-	if e.RetryAfter > 0 {
-		secs := int((e.RetryAfter + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	msg := e.Message
-	if e.Code == bugreport.EINTERNAL {
-		msg = "internal error"
-	}
-	_ = json.NewEncoder(w).Encode(struct {
-		Type   string `json:"type"`
-		Code   string `json:"code"`
-		Detail string `json:"detail"`
-	}{typ, e.Reason, msg})
-}
-
-func statusOf(code string) (int, string) {
-	switch code {
-	case bugreport.EINVALID:
-		return http.StatusBadRequest, "validation_error"
-	case bugreport.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge, "validation_error"
-	case bugreport.EUNAUTHORIZED:
-		return http.StatusUnauthorized, "authentication_error"
-	case bugreport.ERATELIMIT:
-		return http.StatusTooManyRequests, "rate_limited"
-	case bugreport.EUNAVAILABLE:
-		return http.StatusServiceUnavailable, "server_error"
-	case bugreport.ENOTFOUND:
-		return http.StatusNotFound, "not_found"
-	}
-	return http.StatusInternalServerError, "server_error"
-}
+// WriteError writes e as PostHog-style JSON; see httperr.Write.
+func WriteError(w http.ResponseWriter, e *bugreport.Error) { httperr.Write(w, e) }
 
 func clientIP(r *http.Request, trustXFF bool) string {
 	if trustXFF {

@@ -193,7 +193,7 @@ func TestReportsAndScreenshots(t *testing.T) {
 	if len(pending) != 1 || pending[0].UUID != svg.UUID {
 		t.Errorf("pending after saving one: %v", pending)
 	}
-	page, err := db.Reports(ctx, ReportFilter{Team: "platform", Limit: 10})
+	page, err := db.Reports(ctx, bugreport.ReportFilter{Team: "platform", Limit: 10})
 	if err != nil || len(page.Reports) != 1 {
 		t.Fatalf("reports: %v %v", page, err)
 	}

@@ -52,6 +52,7 @@ func nonNil(s []string) []string {
 // SaveReport stores a new version of r. source says who decided the route:
 // "rules" or "manual".
 func (db *DB) SaveReport(ctx context.Context, r *bugreport.Report, source string) error {
+	r.RouteSource = source
 	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO bug_reports ("+reportColumns+")")
 	if err != nil {
 		return fmt.Errorf("clickhouse: prepare report insert: %w", err)
@@ -86,31 +87,24 @@ func (db *DB) SaveReport(ctx context.Context, r *bugreport.Report, source string
 	return nil
 }
 
-// StoredReport is a report with its storage metadata.
-type StoredReport struct {
-	bugreport.Report
-	UpdatedAt   time.Time
-	RouteSource string
-}
-
-func scanReport(rows interface{ Scan(...any) error }) (*StoredReport, error) {
+func scanReport(rows interface{ Scan(...any) error }) (*bugreport.Report, error) {
 	var (
-		s                             StoredReport
+		s                             bugreport.Report
 		id                            uuid.UUID
 		version                       uint64
 		console, network, usage, expl string
 		props                         string
 		spam, usageOK                 uint8
 	)
-	r := &s.Report
-	if err := rows.Scan(&id, &version, &r.Project, &r.ReportedAt, &r.ReceivedAt, &s.UpdatedAt,
+	r := &s
+	if err := rows.Scan(&id, &version, &r.Project, &r.ReportedAt, &r.ReceivedAt, &r.UpdatedAt,
 		&r.Reporter.DistinctID, &r.Reporter.Email, &r.Reporter.Name,
 		&r.Title, &r.Description, &r.ProductArea, &r.Severity, &r.URL, &r.Path, &r.Host,
 		&r.Browser, &r.BrowserVersion, &r.OS, &r.OSVersion, &r.Device, &r.UserAgent,
 		&r.SessionID, &r.WindowID, &r.DeviceID, &console, &network, &r.ScreenshotID,
 		&spam, &r.SpamReason, &r.ReplayURL, &usageOK, &usage,
 		&r.Route.Team, &r.Route.Route, &r.Route.Priority, &r.Route.Tags, &r.Route.CC, &r.Route.Assignee,
-		&expl, &s.RouteSource, &r.Fingerprint, &r.SimilarCount, &props); err != nil {
+		&expl, &r.RouteSource, &r.Fingerprint, &r.SimilarCount, &props); err != nil {
 		return nil, err
 	}
 	r.ID = bugreport.UUID(id)
@@ -134,7 +128,7 @@ func scanReport(rows interface{ Scan(...any) error }) (*StoredReport, error) {
 var ErrNotFound = &bugreport.Error{Code: bugreport.ENOTFOUND, Reason: "not_found", Message: "no such report"}
 
 // Report returns the latest version of a report.
-func (db *DB) Report(ctx context.Context, id bugreport.UUID) (*StoredReport, error) {
+func (db *DB) Report(ctx context.Context, id bugreport.UUID) (*bugreport.Report, error) {
 	rows, err := db.conn.Query(ctx, "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE report_id = ? LIMIT 1", uuid.UUID(id))
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: read report: %w", err)
@@ -147,21 +141,6 @@ func (db *DB) Report(ctx context.Context, id bugreport.UUID) (*StoredReport, err
 		return nil, ErrNotFound
 	}
 	return scanReport(rows)
-}
-
-// ReportFilter selects reports of a team queue.
-type ReportFilter struct {
-	Team   string
-	Since  time.Time // zero: no lower bound
-	Spam   *bool
-	Cursor string // from a previous page
-	Limit  int
-}
-
-// Page is a page of reports, newest first.
-type Page struct {
-	Reports    []*StoredReport
-	NextCursor string
 }
 
 // cursor encodes the last row of a page: its receive time and id.
@@ -183,7 +162,7 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 }
 
 // Reports lists reports newest first with cursor pagination.
-func (db *DB) Reports(ctx context.Context, f ReportFilter) (Page, error) {
+func (db *DB) Reports(ctx context.Context, f bugreport.ReportFilter) (bugreport.ReportPage, error) {
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 50
 	}
@@ -204,7 +183,7 @@ func (db *DB) Reports(ctx context.Context, f ReportFilter) (Page, error) {
 	if f.Cursor != "" {
 		t, id, err := decodeCursor(f.Cursor)
 		if err != nil {
-			return Page{}, err
+			return bugreport.ReportPage{}, err
 		}
 		where = append(where, "(received_at < ? OR (received_at = ? AND report_id < ?))")
 		args = append(args, t, t, id)
@@ -216,19 +195,19 @@ func (db *DB) Reports(ctx context.Context, f ReportFilter) (Page, error) {
 	q += fmt.Sprintf(" ORDER BY received_at DESC, report_id DESC LIMIT %d", f.Limit+1)
 	rows, err := db.conn.Query(ctx, q, args...)
 	if err != nil {
-		return Page{}, fmt.Errorf("clickhouse: list reports: %w", err)
+		return bugreport.ReportPage{}, fmt.Errorf("clickhouse: list reports: %w", err)
 	}
 	defer rows.Close()
-	var p Page
+	var p bugreport.ReportPage
 	for rows.Next() {
 		r, err := scanReport(rows)
 		if err != nil {
-			return Page{}, err
+			return bugreport.ReportPage{}, err
 		}
 		p.Reports = append(p.Reports, r)
 	}
 	if err := rows.Err(); err != nil {
-		return Page{}, err
+		return bugreport.ReportPage{}, err
 	}
 	if len(p.Reports) > f.Limit {
 		p.Reports = p.Reports[:f.Limit]
@@ -245,27 +224,21 @@ func boolU8(b bool) uint8 {
 	return 0
 }
 
-// TeamCount is a team with its report counts.
-type TeamCount struct {
-	Team    string
-	Reports uint64
-	Last7d  uint64
-}
-
 // TeamCounts counts reports per team.
-func (db *DB) TeamCounts(ctx context.Context, now time.Time) (map[string]TeamCount, error) {
+func (db *DB) TeamCounts(ctx context.Context, now time.Time) (map[string]bugreport.TeamStats, error) {
 	rows, err := db.conn.Query(ctx, "SELECT team, count(), countIf(received_at >= ?) FROM bug_reports FINAL GROUP BY team", now.Add(-7*24*time.Hour).UTC())
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: count reports: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]TeamCount{}
+	out := map[string]bugreport.TeamStats{}
 	for rows.Next() {
-		var c TeamCount
-		if err := rows.Scan(&c.Team, &c.Reports, &c.Last7d); err != nil {
+		var team string
+		var c bugreport.TeamStats
+		if err := rows.Scan(&team, &c.Reports, &c.Last7d); err != nil {
 			return nil, err
 		}
-		out[c.Team] = c
+		out[team] = c
 	}
 	return out, rows.Err()
 }
@@ -327,13 +300,13 @@ func (db *DB) PendingReportEvents(ctx context.Context, now time.Time, lookback t
 
 // ReportsSince returns the latest version of every report received since t,
 // up to limit, for a rules replay.
-func (db *DB) ReportsSince(ctx context.Context, t time.Time, limit int) ([]*StoredReport, error) {
+func (db *DB) ReportsSince(ctx context.Context, t time.Time, limit int) ([]*bugreport.Report, error) {
 	rows, err := db.conn.Query(ctx, "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE received_at >= ? ORDER BY received_at LIMIT ?", t.UTC(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: reports since: %w", err)
 	}
 	defer rows.Close()
-	var out []*StoredReport
+	var out []*bugreport.Report
 	for rows.Next() {
 		r, err := scanReport(rows)
 		if err != nil {
