@@ -1,0 +1,276 @@
+package triage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/arubug/arubug/internal/bugreport"
+	"github.com/arubug/arubug/internal/enrich"
+)
+
+// Store is where reports come from and go to.
+type Store interface {
+	PendingReportEvents(ctx context.Context, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error)
+	SaveReport(ctx context.Context, r *bugreport.Report, source string) error
+	SimilarCount(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (uint64, error)
+}
+
+// Enricher reads the reporter's context.
+type Enricher interface {
+	SessionStart(ctx context.Context, project, sessionID string) (time.Time, bool, error)
+	Usage(ctx context.Context, project, distinctID, deviceID string, at time.Time) (*bugreport.Usage, error)
+}
+
+// Router decides a report's team.
+type Router interface {
+	Route(r *bugreport.Report) bugreport.RouteDecision
+}
+
+// Config configures a Worker.
+type Config struct {
+	Store    Store
+	Enricher Enricher
+	// Rules returns the rules in force; it is called per report so that a
+	// reload takes effect at once.
+	Rules    func() Router
+	Projects []bugreport.Project
+	// ReplayTemplate builds replay links; empty means
+	// enrich.DefaultReplayTemplate.
+	ReplayTemplate string
+	// PollInterval is how often the reconciler looks for reports that the
+	// fast path missed (a crash, a full queue).
+	PollInterval time.Duration
+	// Lookback bounds how old an unprocessed report may be and still be
+	// picked up.
+	Lookback time.Duration
+	// OnReport is called after a report is stored (for the ticket sync).
+	OnReport   func(*bugreport.Report)
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Worker triages reports. Notify is the fast path from the ClickHouse
+// writer; Run's reconciler finds whatever the fast path missed.
+type Worker struct {
+	cfg      Config
+	projects map[string]bugreport.Project
+	queue    chan bugreport.Event
+	mu       sync.Mutex
+	recent   map[bugreport.UUID]time.Time // processed recently; skips the reconciler's duplicates
+	m        workerMetrics
+}
+
+type workerMetrics struct {
+	triaged    *prometheus.CounterVec
+	latency    prometheus.Histogram
+	failures   prometheus.Counter
+	noUsage    prometheus.Counter
+	queueDrops prometheus.Counter
+}
+
+// New returns a Worker.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Store == nil || cfg.Enricher == nil || cfg.Rules == nil {
+		return nil, errors.New("triage: store, enricher and rules are required")
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.Lookback <= 0 {
+		cfg.Lookback = 7 * 24 * time.Hour
+	}
+	if cfg.ReplayTemplate == "" {
+		cfg.ReplayTemplate = enrich.DefaultReplayTemplate
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	w := &Worker{
+		cfg:      cfg,
+		projects: map[string]bugreport.Project{},
+		queue:    make(chan bugreport.Event, 1024),
+		recent:   map[bugreport.UUID]time.Time{},
+		m: workerMetrics{
+			triaged: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "arubug_triage_reports_total", Help: "Bug reports triaged, by team.",
+			}, []string{"team"}),
+			latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name: "arubug_triage_ack_to_routed_seconds", Help: "Time from the collector's ack of a $bug_report to its stored, routed report.",
+				Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+			}),
+			failures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_failures_total", Help: "Reports whose triage failed (retried by the reconciler)."}),
+			noUsage:    prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_usage_unavailable_total", Help: "Reports stored without usage data because ClickHouse was slow or down."}),
+			queueDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_queue_full_total", Help: "Fast-path notifications dropped because the queue was full (the reconciler picks them up)."}),
+		},
+	}
+	for _, p := range cfg.Projects {
+		w.projects[p.Name] = p
+	}
+	cfg.Registerer.MustRegister(w.m.triaged, w.m.latency, w.m.failures, w.m.noUsage, w.m.queueDrops)
+	return w, nil
+}
+
+// Notify hands freshly stored events to the worker. It never blocks: when
+// the queue is full the reconciler finds the reports instead.
+func (w *Worker) Notify(events []bugreport.Event) {
+	for _, e := range events {
+		if e.Event != bugreport.EventBugReport {
+			continue
+		}
+		select {
+		case w.queue <- e:
+		default:
+			w.m.queueDrops.Inc()
+		}
+	}
+}
+
+// Run processes notifications and reconciles until ctx ends.
+func (w *Worker) Run(ctx context.Context) {
+	tick := time.NewTicker(w.cfg.PollInterval)
+	defer tick.Stop()
+	w.reconcile(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-w.queue:
+			if !w.seen(e.UUID) {
+				_ = w.process(ctx, e)
+			}
+		case <-tick.C:
+			w.reconcile(ctx)
+		}
+	}
+}
+
+func (w *Worker) seen(id bugreport.UUID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.recent[id]
+	return ok
+}
+
+func (w *Worker) remember(id bugreport.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.cfg.Now()
+	w.recent[id] = now
+	if len(w.recent) > 10000 {
+		for k, t := range w.recent {
+			if now.Sub(t) > time.Hour {
+				delete(w.recent, k)
+			}
+		}
+	}
+}
+
+func (w *Worker) reconcile(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	events, err := w.cfg.Store.PendingReportEvents(qctx, w.cfg.Now(), w.cfg.Lookback, 200)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.cfg.Logger.Warn("triage reconcile: cannot list pending reports", "err", err)
+		}
+		return
+	}
+	for _, e := range events {
+		if ctx.Err() != nil {
+			return
+		}
+		if w.seen(e.UUID) {
+			// Stored a moment ago; ClickHouse has not merged it into view.
+			continue
+		}
+		_ = w.process(ctx, e)
+	}
+}
+
+// Process triages one $bug_report event and stores the report.
+func (w *Worker) Process(ctx context.Context, e bugreport.Event) (*bugreport.Report, error) {
+	r := w.Triage(ctx, e)
+	if err := w.cfg.Store.SaveReport(ctx, r, "rules"); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (w *Worker) process(ctx context.Context, e bugreport.Event) error {
+	r, err := w.Process(ctx, e)
+	if err != nil {
+		w.m.failures.Inc()
+		w.cfg.Logger.Warn("triage failed; the reconciler will retry", "report", e.UUID.String(), "err", err)
+		return err
+	}
+	w.remember(e.UUID)
+	w.m.triaged.WithLabelValues(r.Route.Team).Inc()
+	w.m.latency.Observe(w.cfg.Now().Sub(e.CreatedAt).Seconds())
+	w.cfg.Logger.Info("bug report triaged", "report", r.ID.String(), "team", r.Route.Team, "route", r.Route.Route, "priority", r.Route.Priority, "spam", r.Spam)
+	if w.cfg.OnReport != nil {
+		w.cfg.OnReport(r)
+	}
+	return nil
+}
+
+// Triage builds, enriches and routes a report without storing it.
+func (w *Worker) Triage(ctx context.Context, e bugreport.Event) *bugreport.Report {
+	r := BuildReport(e)
+	c := enrich.ParseUserAgent(r.UserAgent)
+	r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Device = c.Browser, c.BrowserVersion, c.OS, c.OSVersion, c.Device
+	w.enrich(ctx, r)
+	r.Fingerprint = Fingerprint(r)
+	r.SimilarCount = 1
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if n, err := w.cfg.Store.SimilarCount(sctx, r.Project, r.Fingerprint, r.ReportedAt.Add(-7*24*time.Hour), r.ID); err == nil {
+		r.SimilarCount = n + 1
+	}
+	cancel()
+	r.Route = w.cfg.Rules().Route(r)
+	return r
+}
+
+// enrich adds the replay link and usage. Either may be unavailable: the
+// report goes on without it rather than waiting for ClickHouse.
+func (w *Worker) enrich(ctx context.Context, r *bugreport.Report) {
+	p := w.projects[r.Project]
+	if r.SessionID != "" && p.Token != "" {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		start, ok, err := w.cfg.Enricher.SessionStart(sctx, r.Project, r.SessionID)
+		cancel()
+		seconds := int64(0)
+		if err == nil && ok && r.ReportedAt.After(start) {
+			seconds = int64(r.ReportedAt.Sub(start) / time.Second)
+		}
+		r.ReplayURL = enrich.ReplayURL(w.cfg.ReplayTemplate, p.ReplayHost, p.Token, r.SessionID, seconds)
+	}
+	uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	u, err := w.cfg.Enricher.Usage(uctx, r.Project, r.Reporter.DistinctID, r.DeviceID, r.ReportedAt)
+	cancel()
+	if err != nil {
+		w.m.noUsage.Inc()
+		w.cfg.Logger.Warn("usage unavailable for report; it proceeds without", "report", r.ID.String(), "err", err)
+		return
+	}
+	r.Usage = u
+	if r.Reporter.Email == "" && u != nil {
+		if email := u.Person["email"]; plausibleEmail(email) {
+			r.Reporter.Email = email
+		}
+	}
+	if r.Reporter.Name == "" && u != nil {
+		r.Reporter.Name = clip(u.Person["name"], 200)
+	}
+}
