@@ -72,7 +72,10 @@ type instance struct {
 	waitErr error
 }
 
-const testToken = "phc_e2e"
+const (
+	testToken      = "phc_e2e"
+	testAdminToken = "test-admin-token-0123456789"
+)
 
 // startArubug runs `arubug serve` against dsn with env overrides, waits
 // until it answers, and kills it when the test ends.
@@ -86,6 +89,8 @@ func startArubug(t *testing.T, dsn string, env ...string) *instance {
 		"ARUBUG_PROJECT_TOKENS=" + testToken,
 		"ARUBUG_LOG_FORMAT=json",
 		"ARUBUG_FLUSH_INTERVAL=200ms",
+		"ARUBUG_RULES_FILE=../../routing-rules/rules.yaml",
+		"ARUBUG_ADMIN_TOKEN=" + testAdminToken,
 	}, env...)
 	in.start()
 	t.Cleanup(func() {

@@ -4,6 +4,7 @@
 //	arubug serve     run the service (production)
 //	arubug dev       run it locally with friendly defaults
 //	arubug migrate   apply the ClickHouse schema and exit
+//	arubug rules     check, test and replay the routing rules
 //	arubug version   print the version
 package main
 
@@ -36,6 +37,7 @@ Commands:
   dev       like serve, with local defaults: managed ClickHouse, a dev token,
             text logs, and the URLs to open printed at start
   migrate   apply the ClickHouse schema migrations and exit
+  rules     check, test or replay the routing rules (arubug rules --help)
   version   print the version
 
 Run 'arubug <command> --help' for the settings of a command.
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serveCmd(ctx, "dev", args[1:], getenv, stdout, stderr)
 	case "migrate":
 		err = migrateCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "rules":
+		err = rulesCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "arubug", versionString())
 		return 0

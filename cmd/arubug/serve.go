@@ -12,21 +12,28 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/arubug/arubug/internal/api"
 	"github.com/arubug/arubug/internal/bugreport"
 	"github.com/arubug/arubug/internal/capture"
 	"github.com/arubug/arubug/internal/clickhouse"
 	"github.com/arubug/arubug/internal/clickhouse/localch"
 	"github.com/arubug/arubug/internal/config"
+	"github.com/arubug/arubug/internal/routing"
+	"github.com/arubug/arubug/internal/ruleset"
 	"github.com/arubug/arubug/internal/server"
 	"github.com/arubug/arubug/internal/spool"
+	"github.com/arubug/arubug/internal/triage"
 )
 
 // devToken is the project token `arubug dev` accepts when none is set.
@@ -86,10 +93,11 @@ func clickHouseSource(ctx context.Context, cfg config.Config, log *slog.Logger) 
 // collector starts and accepts events while ClickHouse is still down; the
 // spool keeps them until it answers.
 type store struct {
-	dsn string
-	log *slog.Logger
-	mu  sync.Mutex
-	db  *clickhouse.DB
+	dsn        string
+	log        *slog.Logger
+	queryLimit time.Duration // max_execution_time of enrichment queries
+	mu         sync.Mutex
+	db         *clickhouse.DB
 }
 
 var _ bugreport.EventWriter = (*store)(nil)
@@ -190,11 +198,34 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	defer sp.Close()
 
-	st := &store{dsn: dsn, log: log.With("component", "clickhouse")}
+	rules, err := ruleset.Load(cfg.RulesFile, routing.Options{}, log.With("component", "rules"), reg)
+	if err != nil {
+		return fmt.Errorf("routing rules: %w", err)
+	}
+	st := &store{dsn: dsn, log: log.With("component", "clickhouse"), queryLimit: 5 * time.Second}
 	defer st.close()
 	if err := st.ping(ctx); err != nil {
 		log.Warn("clickhouse is not reachable yet; events are kept in the spool until it is", "err", err)
 	}
+
+	worker, err := triage.New(triage.Config{
+		Store:          st,
+		Enricher:       st,
+		Rules:          func() triage.Router { return rules.Rules() },
+		Projects:       projects,
+		ReplayTemplate: cfg.ReplayTemplate,
+		Lookback:       cfg.TriageLookback,
+		Logger:         log.With("component", "triage"),
+		Registerer:     reg,
+	})
+	if err != nil {
+		return err
+	}
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go worker.Run(bgCtx)
+	go rules.Watch(bgCtx, 2*time.Second)
+	go reloadOnSIGHUP(bgCtx, rules)
 
 	drainCtx, stopDrain := context.WithCancel(context.Background())
 	defer stopDrain()
@@ -205,6 +236,8 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 			BatchEvents:   cfg.BatchEvents,
 			FlushInterval: cfg.FlushInterval,
 			FinalFlush:    cfg.ShutdownTimeout / 2,
+			Urgent:        func(e *bugreport.Event) bool { return e.Event == bugreport.EventBugReport },
+			OnWritten:     worker.Notify,
 			Logger:        log.With("component", "drain"),
 			Registerer:    reg,
 		})
@@ -224,8 +257,23 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		<-drained
 		return err
 	}
+	adminAPI, err := api.New(api.Config{
+		Store:        st,
+		Sink:         sp,
+		AdminToken:   cfg.AdminToken.Reveal(),
+		Teams:        rules.Teams,
+		ProductAreas: rules.ProductAreas,
+		Reload:       rules.Reload,
+		Logger:       log.With("component", "api"),
+	})
+	if err != nil {
+		stopDrain()
+		<-drained
+		return err
+	}
 	handler := server.New(server.Options{
 		Capture: cap,
+		Mounts:  []func(chi.Router){adminAPI.Mount},
 		Checks: []server.Check{
 			{Name: "clickhouse", Fn: st.ping},
 			{Name: "spool", Fn: func(context.Context) error {
@@ -279,6 +327,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	if err := srv.Shutdown(shutCtx); err != nil {
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}
+	stopBackground()
 	stopDrain()
 	<-drained
 	if err := sp.Close(); err != nil {
@@ -306,6 +355,22 @@ func servePprof(addr string, log *slog.Logger) (func(), error) {
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("pprof profiles served", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// reloadOnSIGHUP reloads the routing rules on SIGHUP, the way operators
+// reload Prometheus or Alertmanager.
+func reloadOnSIGHUP(ctx context.Context, rules *ruleset.Set) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			_ = rules.Reload()
+		}
+	}
 }
 
 func printDevBanner(w io.Writer, addr string, projects []bugreport.Project) {

@@ -46,6 +46,10 @@ type Config struct {
 
 	PprofAddr string
 
+	RulesFile      string
+	ReplayTemplate string
+	TriageLookback time.Duration
+
 	SpoolMaxBytes   int64
 	BatchEvents     int
 	FlushInterval   time.Duration
@@ -73,6 +77,9 @@ func Default() Config {
 		BatchEvents:     20000,
 		FlushInterval:   time.Second,
 		ShutdownTimeout: 30 * time.Second,
+		RulesFile:       "routing-rules/rules.yaml",
+		ReplayTemplate:  "{host}/project/{token}/replay/{session_id}?t={seconds}",
+		TriageLookback:  7 * 24 * time.Hour,
 	}
 }
 
@@ -105,6 +112,9 @@ func (c *Config) settings() []setting {
 		{key: "batch_events", usage: "events per ClickHouse insert that trigger a write at once", value: intValue{&c.BatchEvents}},
 		{key: "flush_interval", usage: "longest time an event waits in the spool before a smaller insert", value: durationValue{&c.FlushInterval}},
 		{key: "shutdown_timeout", usage: "time allowed for in-flight requests and the final flush on SIGTERM", value: durationValue{&c.ShutdownTimeout}},
+		{key: "rules_file", usage: "routing rules (YAML); reloaded on change, SIGHUP and POST /-/reload", value: stringValue{&c.RulesFile}},
+		{key: "replay_template", usage: "session-replay link template: {host} {token} {session_id} {seconds}", value: stringValue{&c.ReplayTemplate}},
+		{key: "triage_lookback", usage: "how old an untriaged bug report may be and still be picked up after a restart", value: durationValue{&c.TriageLookback}},
 		{key: "pprof_addr", usage: "serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", value: stringValue{&c.PprofAddr}},
 		{key: "max_in_flight", usage: "capture requests decoded at once; past it capture answers 503", value: intValue{&c.MaxInFlight}},
 		{key: "trust_forwarded_for", usage: "take the client IP from X-Forwarded-For (only behind a proxy that sets it)", value: boolValue{&c.TrustForwardedFor}},
@@ -288,6 +298,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SpoolMaxBytes < c.Capture.MaxDecompressedBytes {
 		add("spool_max_bytes (%s) must be at least max_decompressed_bytes (%s)", FormatBytes(c.SpoolMaxBytes), FormatBytes(c.Capture.MaxDecompressedBytes))
+	}
+	if strings.TrimSpace(c.RulesFile) == "" {
+		add("rules_file must not be empty")
+	}
+	if !strings.Contains(c.ReplayTemplate, "{session_id}") {
+		add("replay_template must contain {session_id}")
+	}
+	if c.TriageLookback < time.Hour {
+		add("triage_lookback must be at least 1h")
 	}
 	if c.BatchEvents <= 0 {
 		add("batch_events must be positive")

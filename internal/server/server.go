@@ -27,7 +27,9 @@ type Check struct {
 
 // Options configures the router.
 type Options struct {
-	Capture    *capture.Handler
+	Capture *capture.Handler
+	// Mounts add more routes (the admin API).
+	Mounts     []func(chi.Router)
 	Checks     []Check
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
@@ -73,6 +75,9 @@ func New(o Options) http.Handler {
 
 	if o.Capture != nil {
 		o.Capture.Mount(r)
+	}
+	for _, m := range o.Mounts {
+		m(r)
 	}
 	r.Get("/_health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": o.Version})

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/arubug/arubug/internal/bugreport"
+	"github.com/arubug/arubug/internal/enrich"
+)
+
+// The methods below let the triage worker and the API use the lazily
+// connected store: each call connects (and migrates) first if needed.
+
+func (s *store) PendingReportEvents(ctx context.Context, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.PendingReportEvents(ctx, now, lookback, limit)
+}
+
+func (s *store) SaveReport(ctx context.Context, r *bugreport.Report, source string) error {
+	db, err := s.get(ctx)
+	if err != nil {
+		return err
+	}
+	return db.SaveReport(ctx, r, source)
+}
+
+func (s *store) SimilarCount(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (uint64, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return db.SimilarCount(ctx, project, fingerprint, since, exclude)
+}
+
+func (s *store) Report(ctx context.Context, id bugreport.UUID) (*bugreport.Report, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return db.Report(ctx, id)
+}
+
+func (s *store) Reports(ctx context.Context, f bugreport.ReportFilter) (bugreport.ReportPage, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return bugreport.ReportPage{}, unavailable(err)
+	}
+	return db.Reports(ctx, f)
+}
+
+func (s *store) TeamCounts(ctx context.Context, now time.Time) (map[string]bugreport.TeamStats, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return db.TeamCounts(ctx, now)
+}
+
+func (s *store) Screenshot(ctx context.Context, id bugreport.UUID) (string, []byte, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return "", nil, unavailable(err)
+	}
+	return db.Screenshot(ctx, id)
+}
+
+func (s *store) SessionStart(ctx context.Context, project, sessionID string) (time.Time, bool, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return enrich.NewQuerier(db.Conn(), s.queryLimit).SessionStart(ctx, project, sessionID)
+}
+
+func (s *store) Usage(ctx context.Context, project, distinctID, deviceID string, at time.Time) (*bugreport.Usage, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return enrich.NewQuerier(db.Conn(), s.queryLimit).Usage(ctx, project, distinctID, deviceID, at)
+}
+
+func unavailable(err error) error {
+	return &bugreport.Error{Code: bugreport.EUNAVAILABLE, Reason: "clickhouse_unavailable", Message: "ClickHouse is not reachable; retry shortly", RetryAfter: 5 * time.Second, Err: err}
+}
