@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 FUZZTIME ?= 10s
 
-.PHONY: help run build test test-go test-browser lint fuzz bench deps-run deps-test clean
+.PHONY: help run build test test-go test-browser rules-test lint fuzz bench bench-load deps-run deps-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ build: ## build bin/arubug and bin/arubug-load
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/arubug
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LOADBIN) ./cmd/arubug-load
 
-test: deps-test lint test-go fuzz test-browser ## install test dependencies and run every test
+test: deps-test lint rules-test test-go fuzz test-browser ## install test dependencies and run every test
 	@echo "make test: all checks passed"
 
 test-go: ## Go tests (unit, ClickHouse integration, end-to-end with the real binary)
@@ -36,6 +36,10 @@ test-browser: build ## posthog-js against the collector in headless Chromium
 	cd siteapp-js && npm ci --no-audit --no-fund --loglevel=error
 	cd siteapp-js && ARUBUG_BIN=$(CURDIR)/$(BIN) node --test --test-reporter=spec test/
 
+rules-test: build ## check the routing rules and run their test cases
+	./$(BIN) rules check
+	./$(BIN) rules test
+
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -44,9 +48,14 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/capture/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecompressFromBase64$$' -fuzztime=$(FUZZTIME) ./internal/capture/lzstring/
 	$(GO) test -run='^$$' -fuzz='^FuzzRoundTrip$$' -fuzztime=$(FUZZTIME) ./internal/capture/lzstring/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./internal/spool/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/routing/
 
 bench: build ## Go benchmarks (see docs/benchmarks.md for the load runs)
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+bench-load: build ## capture throughput vs the do-nothing handler and direct ClickHouse inserts
+	cmd/arubug-load/capture-bench.sh
 
 deps-run: ## install clickhouse-server from the distribution if it is missing
 	@if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || [ -x /usr/bin/clickhouse-server ]; then \

@@ -86,3 +86,11 @@ func (s *store) Usage(ctx context.Context, project, distinctID, deviceID string,
 func unavailable(err error) error {
 	return &bugreport.Error{Code: bugreport.EUNAVAILABLE, Reason: "clickhouse_unavailable", Message: "ClickHouse is not reachable; retry shortly", RetryAfter: 5 * time.Second, Err: err}
 }
+
+func (s *store) ReportsWithoutUsage(ctx context.Context, since time.Time, limit int) ([]*bugreport.Report, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.ReportsWithoutUsage(ctx, since, limit)
+}

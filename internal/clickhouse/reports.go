@@ -329,3 +329,22 @@ func (db *DB) Screenshot(ctx context.Context, id bugreport.UUID) (mime string, d
 	}
 	return mime, []byte(s), nil
 }
+
+// ReportsWithoutUsage returns reports received since t that were stored
+// without usage data, for enrichment once ClickHouse answers again.
+func (db *DB) ReportsWithoutUsage(ctx context.Context, since time.Time, limit int) ([]*bugreport.Report, error) {
+	rows, err := db.conn.Query(ctx, "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE usage_available = 0 AND received_at >= ? ORDER BY received_at LIMIT ?", since.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: reports without usage: %w", err)
+	}
+	defer rows.Close()
+	var out []*bugreport.Report
+	for rows.Next() {
+		r, err := scanReport(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -7,6 +7,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/arubug/arubug/internal/bugreport"
 )
@@ -84,6 +85,9 @@ type matcherEnv struct {
 // parseMatcher compiles one matcher string. Errors describe the problem but
 // not the location or the text; the caller adds both.
 func parseMatcher(text string, env *matcherEnv) (*matcher, error) {
+	if !utf8.ValidString(text) {
+		return nil, errors.New("matcher is not valid UTF-8")
+	}
 	s := strings.TrimSpace(text)
 	if s == "" {
 		return nil, errors.New("empty matcher; want field op value, like severity = high")

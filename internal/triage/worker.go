@@ -18,6 +18,7 @@ type Store interface {
 	PendingReportEvents(ctx context.Context, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error)
 	SaveReport(ctx context.Context, r *bugreport.Report, source string) error
 	SimilarCount(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (uint64, error)
+	ReportsWithoutUsage(ctx context.Context, since time.Time, limit int) ([]*bugreport.Report, error)
 }
 
 // Enricher reads the reporter's context.
@@ -67,11 +68,12 @@ type Worker struct {
 }
 
 type workerMetrics struct {
-	triaged    *prometheus.CounterVec
-	latency    prometheus.Histogram
-	failures   prometheus.Counter
-	noUsage    prometheus.Counter
-	queueDrops prometheus.Counter
+	triaged       *prometheus.CounterVec
+	latency       prometheus.Histogram
+	failures      prometheus.Counter
+	noUsage       prometheus.Counter
+	queueDrops    prometheus.Counter
+	enrichedLater prometheus.Counter
 }
 
 // New returns a Worker.
@@ -110,15 +112,16 @@ func New(cfg Config) (*Worker, error) {
 				Name: "arubug_triage_ack_to_routed_seconds", Help: "Time from the collector's ack of a $bug_report to its stored, routed report.",
 				Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 			}),
-			failures:   prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_failures_total", Help: "Reports whose triage failed (retried by the reconciler)."}),
-			noUsage:    prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_usage_unavailable_total", Help: "Reports stored without usage data because ClickHouse was slow or down."}),
-			queueDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_queue_full_total", Help: "Fast-path notifications dropped because the queue was full (the reconciler picks them up)."}),
+			failures:      prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_failures_total", Help: "Reports whose triage failed (retried by the reconciler)."}),
+			noUsage:       prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_usage_unavailable_total", Help: "Reports stored without usage data because ClickHouse was slow or down."}),
+			queueDrops:    prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_queue_full_total", Help: "Fast-path notifications dropped because the queue was full (the reconciler picks them up)."}),
+			enrichedLater: prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_enriched_later_total", Help: "Reports whose usage was added after they were first stored without it."}),
 		},
 	}
 	for _, p := range cfg.Projects {
 		w.projects[p.Name] = p
 	}
-	cfg.Registerer.MustRegister(w.m.triaged, w.m.latency, w.m.failures, w.m.noUsage, w.m.queueDrops)
+	cfg.Registerer.MustRegister(w.m.triaged, w.m.latency, w.m.failures, w.m.noUsage, w.m.queueDrops, w.m.enrichedLater)
 	return w, nil
 }
 
@@ -152,6 +155,7 @@ func (w *Worker) Run(ctx context.Context) {
 			}
 		case <-tick.C:
 			w.reconcile(ctx)
+			w.enrichLater(ctx)
 		}
 	}
 }
@@ -196,6 +200,37 @@ func (w *Worker) reconcile(ctx context.Context) {
 			continue
 		}
 		_ = w.process(ctx, e)
+	}
+}
+
+// enrichLater retries usage for reports stored while ClickHouse was slow or
+// down, and routes them again: usage can make a report VIP. A route chosen
+// by a person is kept.
+func (w *Worker) enrichLater(ctx context.Context) {
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	reports, err := w.cfg.Store.ReportsWithoutUsage(qctx, w.cfg.Now().Add(-24*time.Hour), 50)
+	if err != nil || len(reports) == 0 {
+		return
+	}
+	for _, r := range reports {
+		uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		u, err := w.cfg.Enricher.Usage(uctx, r.Project, r.Reporter.DistinctID, r.DeviceID, r.ReportedAt)
+		cancel()
+		if err != nil {
+			return // still unavailable; try again next tick
+		}
+		r.Usage = u
+		source := r.RouteSource
+		if source != "manual" {
+			r.Route = w.cfg.Rules().Route(r)
+			source = "rules"
+		}
+		if err := w.cfg.Store.SaveReport(ctx, r, source); err != nil {
+			return
+		}
+		w.m.enrichedLater.Inc()
+		w.cfg.Logger.Info("report enriched after usage was unavailable", "report", r.ID.String(), "team", r.Route.Team)
 	}
 }
 
