@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 FUZZTIME ?= 10s
 
-.PHONY: help run build test test-go test-browser rules-test lint fuzz bench bench-load deps-run deps-test clean
+.PHONY: help run build test test-go test-browser rules-test lint fuzz bench bench-load bench-triage deps-run deps-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench: build ## Go benchmarks (see docs/benchmarks.md for the load runs)
 
 bench-load: build ## capture throughput vs the do-nothing handler and direct ClickHouse inserts
 	cmd/arubug-load/capture-bench.sh
+
+bench-triage: build ## ack → routed latency of bug reports under background load
+	cmd/arubug-load/triage-bench.sh
 
 deps-run: ## install clickhouse-server from the distribution if it is missing
 	@if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || [ -x /usr/bin/clickhouse-server ]; then \

@@ -109,6 +109,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.IntVar(&c.BatchSize, "batch", 1, "`events` per request: 1 = single-event body, > 1 = {\"api_key\",\"batch\":[...],\"sent_at\"} envelope (rows per INSERT in clickhouse-http mode)")
 	fs.BoolVar(&c.Gzip, "gzip", false, "gzip bodies (capture: ?compression=gzip-js like posthog-js; clickhouse-http: Content-Encoding: gzip)")
 	fs.BoolVar(&c.GzipFull, "gzip-full", false, "with -gzip, compress every body with compress/gzip instead of splicing precompressed pieces (exact client-side ratio, but ~40µs-1ms of generator CPU per body)")
+	fs.BoolVar(&c.BugReports, "bug-reports", false, "send $bug_report events shaped like the Arubug widget's instead of analytics events")
 	fs.StringVar(&c.Mode, "mode", loadgen.ModeCapture, "run `mode`: capture (PostHog wire format) or clickhouse-http (INSERT ... FORMAT JSONEachRow straight into ClickHouse)")
 	fs.StringVar(&c.RunID, "run-id", "", "`id` tagging this run's events (default: a fresh load-<time>-<hex>); must not contain ':'")
 	fs.DurationVar(&c.Timeout, "timeout", loadgen.DefaultTimeout, "per-request `timeout`")

@@ -236,15 +236,13 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 			BatchEvents:   cfg.BatchEvents,
 			FlushInterval: cfg.FlushInterval,
 			FinalFlush:    cfg.ShutdownTimeout / 2,
-			Urgent:        func(e *bugreport.Event) bool { return e.Event == bugreport.EventBugReport },
-			OnWritten:     worker.Notify,
 			Logger:        log.With("component", "drain"),
 			Registerer:    reg,
 		})
 	}()
 
 	cap, err := capture.New(capture.Config{
-		Sink:              sp,
+		Sink:              notifyingSink{sp, worker.Notify},
 		Projects:          projects,
 		Limits:            cfg.Capture,
 		MaxInFlight:       cfg.MaxInFlight,
@@ -355,6 +353,21 @@ func servePprof(addr string, log *slog.Logger) (func(), error) {
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("pprof profiles served", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// notifyingSink tells the triage worker about bug reports as soon as they
+// are durable, so that triage does not wait for the next ClickHouse insert.
+type notifyingSink struct {
+	bugreport.EventSink
+	after func([]bugreport.Event)
+}
+
+func (n notifyingSink) Append(ctx context.Context, events []bugreport.Event) error {
+	if err := n.EventSink.Append(ctx, events); err != nil {
+		return err
+	}
+	n.after(events)
+	return nil
 }
 
 // reloadOnSIGHUP reloads the routing rules on SIGHUP, the way operators

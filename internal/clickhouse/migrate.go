@@ -120,6 +120,39 @@ PARTITION BY toYYYYMM(created_at)
 ORDER BY (project, report_id)`,
 		},
 	},
+	{
+		Version: 3,
+		Name:    "person_events",
+		Statements: []string{
+			// The events of each person, keyed by person: enrichment reads one
+			// reporter's history, which the events table (keyed by time and
+			// event for dashboards) can only find by scanning a whole
+			// project. Each event is filed under its distinct_id and, when
+			// different, its device_id, so an anonymous visitor's history on
+			// the same device is found too. It keeps only what enrichment
+			// reads: the properties of $exception events, and the feature
+			// flag state extracted at insert; copying every event's
+			// properties would double the cost of each insert. (An alias
+			// named properties would shadow the column in the expressions
+			// below, hence exception_properties.) Events stored
+			// before this migration are not copied (POPULATE is unsafe while
+			// inserts run).
+			`CREATE MATERIALIZED VIEW IF NOT EXISTS person_events
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (project, person_key, timestamp, uuid)
+AS SELECT
+	project,
+	arrayJoin(arrayFilter(k -> k != '', arrayDistinct([distinct_id, device_id]))) AS person_key,
+	uuid, event, distinct_id, device_id, timestamp, timestamp_ms, session_id, pathname, current_url,
+	person_set, person_set_once,
+	if(event = '$exception', properties, '') AS exception_properties,
+	toUInt8(position(properties, '"$active_feature_flags"') > 0 OR position(properties, '"$feature/') > 0) AS has_flags,
+	substring(visitParamExtractRaw(properties, '$active_feature_flags'), 1, 65536) AS active_flags,
+	arraySlice(extractAll(properties, '"\\$feature/([^"\\\\]{1,200})":\\s*(true|"[^"])'), 1, 200) AS feature_props
+FROM events`,
+		},
+	},
 }
 
 // Migrate applies the migrations not yet recorded in schema_migrations and

@@ -130,7 +130,11 @@ const tsMS = "(toUInt64(timestamp) * 1000 + timestamp_ms)"
 // personMatch selects one person's events: by distinct_id, or by device_id
 // so that the anonymous events before identification count too. Its
 // parameters are project, distinct id, device id, device id.
-const personMatch = "project = ? AND (distinct_id = ? OR (? != '' AND device_id = ?))"
+//
+// The queries read person_events, the events keyed by person (see
+// migration 3): person_key IN (…) uses its primary key, so a query reads one
+// person's rows instead of a whole project's.
+const personMatch = "project = ? AND person_key IN (?, ?) AND (distinct_id = ? OR (? != '' AND device_id = ?))"
 
 // timeRange bounds events to [from, to]. The whole-second bounds on
 // timestamp and toDate(timestamp) let ClickHouse prune partitions and
@@ -157,15 +161,6 @@ const isActivity = "(event != '$bug_report' AND NOT startsWith(event, '$bug_repo
 // writes; visitParamExtractRaw copes, and Go decodes the string.
 const isNonEmptyJSONString = `match(%s, '^\\s*"[^"]')`
 
-// featureFlagsRE finds $feature/<flag> properties whose value is true or a
-// non-empty string (a variant); false and "" mean the flag is off. extractAll
-// returns the first group, the flag's name. The SQL holds no '?' so that no
-// client-side binder can mistake one for a parameter.
-const featureFlagsRE = `'"\\$feature/([^"\\\\]{1,200})":\\s*(true|"[^"])'`
-
-// hasFlags says an event carries feature flag state.
-const hasFlags = `(position(properties, '"$active_feature_flags"') > 0 OR position(properties, '"$feature/') > 0)`
-
 // personQuery reads counts, first and last seen, person properties and
 // feature flags in one pass over the person's last HistoryWindow of events.
 // Person properties and flags take the $bug_report events into account:
@@ -186,9 +181,10 @@ var personQuery = func() string {
 				col.agg, raw, tsMS, fmt.Sprintf(isNonEmptyJSONString, raw))
 		}
 	}
-	fmt.Fprintf(&b, "  argMaxIf(substring(visitParamExtractRaw(properties, '$active_feature_flags'), 1, 65536), %s, %s) AS active_flags,\n", tsMS, hasFlags)
-	fmt.Fprintf(&b, "  argMaxIf(arraySlice(extractAll(properties, %s), 1, 200), %s, %s) AS feature_props\n", featureFlagsRE, tsMS, hasFlags)
-	b.WriteString("FROM events\n")
+	// person_events extracts the flag state at insert (migration 3).
+	fmt.Fprintf(&b, "  argMaxIf(active_flags, %s, has_flags = 1) AS active_flags,\n", tsMS)
+	fmt.Fprintf(&b, "  argMaxIf(feature_props, %s, has_flags = 1) AS feature_props\n", tsMS)
+	b.WriteString("FROM person_events\n")
 	fmt.Fprintf(&b, "WHERE %s\n  AND %s", personMatch, timeRange)
 	return b.String()
 }()
@@ -200,7 +196,7 @@ var personQuery = func() string {
 // A $pageview without $pathname falls back to the path of $current_url.
 var topQuery = fmt.Sprintf(`SELECT 'event' AS kind, name, n FROM (
   SELECT event AS name, uniqExact(uuid) AS n
-  FROM events
+  FROM person_events
   WHERE %[1]s AND %[2]s AND %[3]s
   GROUP BY name
   ORDER BY n DESC, name ASC
@@ -209,7 +205,7 @@ var topQuery = fmt.Sprintf(`SELECT 'event' AS kind, name, n FROM (
 UNION ALL
 SELECT 'page' AS kind, name, n FROM (
   SELECT if(pathname != '', pathname, path(current_url)) AS name, uniqExact(uuid) AS n
-  FROM events
+  FROM person_events
   WHERE %[1]s AND %[2]s AND event = '$pageview' AND name != ''
   GROUP BY name
   ORDER BY n DESC, name ASC
@@ -221,10 +217,10 @@ SELECT 'page' AS kind, name, n FROM (
 // size that bounds the transfer. LIMIT 1 BY uuid drops replayed duplicates.
 var exceptionQuery = fmt.Sprintf(`SELECT
   %[3]s AS at_ms,
-  substring(visitParamExtractRaw(properties, '$exception_type'), 1, 4096) AS raw_type,
-  substring(visitParamExtractRaw(properties, '$exception_message'), 1, 8192) AS raw_message,
-  substring(visitParamExtractRaw(properties, '$exception_list'), 1, 65536) AS raw_list
-FROM events
+  substring(visitParamExtractRaw(exception_properties, '$exception_type'), 1, 4096) AS raw_type,
+  substring(visitParamExtractRaw(exception_properties, '$exception_message'), 1, 8192) AS raw_message,
+  substring(visitParamExtractRaw(exception_properties, '$exception_list'), 1, 65536) AS raw_list
+FROM person_events
 WHERE %[1]s AND event = '$exception' AND %[2]s
 ORDER BY at_ms DESC, uuid ASC
 LIMIT 1 BY uuid
@@ -326,7 +322,7 @@ func (q *Querier) Usage(ctx context.Context, project, distinctID, deviceID strin
 		Person:           map[string]string{},
 		FeatureFlags:     []string{},
 	}
-	person := []any{project, distinctID, deviceID, deviceID}
+	person := []any{project, distinctID, deviceID, distinctID, deviceID, deviceID}
 	var (
 		wg   sync.WaitGroup
 		errs [3]error

@@ -82,6 +82,8 @@ type Config struct {
 	// properties.arubug_run_id is RunID. Default: a fresh "load-..." id.
 	// It may not contain ':' so that prefixes of different runs never match.
 	RunID string
+	// BugReports makes every event a $bug_report, shaped like the widget's.
+	BugReports bool
 	// KeepUUIDs makes Result.AckedUUIDs list every event UUID that the
 	// target acknowledged with 200.
 	KeepUUIDs bool

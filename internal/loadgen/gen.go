@@ -153,6 +153,9 @@ func newGenerator(cfg Config) *generator {
 	users := makeUsers(rng, cfg.RunID, max(1, cfg.PoolSize/4))
 	for range cfg.PoolSize {
 		ev := makeEvent(rng, &users[rng.IntN(len(users))], cfg.Token, cfg.RunID)
+		if cfg.BugReports {
+			ev = asBugReport(rng, ev)
+		}
 		switch {
 		case cfg.Mode == ModeClickHouseHTTP:
 			g.events = append(g.events, newTemplate(append(chRow(ev, cfg.Token), '\n')))
@@ -471,6 +474,26 @@ func makeEvent(rng *rand.Rand, u *user, token, runID string) event {
 		Properties: p,
 		Timestamp:  sentinels[holeTS],
 	}
+}
+
+// asBugReport turns an event into a $bug_report as the Arubug widget sends
+// it: a description, severity, product area and captured context.
+func asBugReport(rng *rand.Rand, ev event) event {
+	ev.Event = "$bug_report"
+	p := ev.Properties
+	areas := []string{"product-analytics", "session-replay", "billing", "feature-flags", "not-sure"}
+	p["$description"] = []string{
+		"The checkout button does nothing when I click it.\nTried twice in Chrome.",
+		"Charts on the dashboard stay empty after the last update.",
+		"I was charged twice this month, please help.",
+		"The replay player freezes at 2 minutes.",
+	}[rng.IntN(4)]
+	p["$severity"] = []string{"low", "medium", "high", "critical"}[rng.IntN(4)]
+	p["$product_area"] = areas[rng.IntN(len(areas))]
+	p["$time_to_submit_ms"] = 4000 + rng.IntN(60000)
+	p["$console"] = []any{map[string]any{"level": "error", "message": "TypeError: Cannot read properties of undefined (reading 'id')"}}
+	p["$network"] = []any{map[string]any{"method": "POST", "url": "https://api.example.com/checkout", "status": 500, "duration_ms": 230}}
+	return ev
 }
 
 // chRow is the JSONEachRow line for an event in clickhouse-http mode: the

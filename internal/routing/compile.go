@@ -101,14 +101,16 @@ func compile(file string, data []byte, opts Options) (*Rules, error) {
 	}
 
 	r := &Rules{teamIdx: map[string]int{}, areaTeam: map[string]string{}}
+	var teamLines []int // parallel to r.teams
 	for _, t := range teams {
 		if t.team.Name == "" {
 			continue
 		}
-		if _, dup := r.teamIdx[t.team.Name]; dup {
-			d.fail(t.nameNode, t.key+".name", "duplicate team %q", t.team.Name)
+		if i, dup := r.teamIdx[t.team.Name]; dup {
+			d.fail(t.nameNode, t.key+".name", "duplicate team %q (first on line %d)", t.team.Name, teamLines[i])
 			continue
 		}
+		teamLines = append(teamLines, t.nameNode.Line)
 		r.teamIdx[t.team.Name] = len(r.teams)
 		r.teams = append(r.teams, t.team)
 	}

@@ -94,7 +94,7 @@ func TestLoadBadFiles(t *testing.T) {
 		"bad-duplicate-area.yaml":        `6: product_areas[2].id: duplicate product area "billing" (first on line 4)`,
 		"bad-duplicate-key.yaml":         `8: routes[0].team: duplicate key (first set on line 7)`,
 		"bad-duplicate-route.yaml":       `9: routes[0].routes[0].name: duplicate route name "settings" (first on line 5)`,
-		"bad-duplicate-team.yaml":        `4: teams[2].name: duplicate team "platform"`,
+		"bad-duplicate-team.yaml":        `4: teams[2].name: duplicate team "platform" (first on line 2)`,
 		"bad-empty.yaml":                 ` the file is empty`,
 		"bad-match-mapping.yaml":         `7: routes[0].match: must be a list of matcher strings like 'severity = high', not a mapping`,
 		"bad-matcher-syntax.yaml":        `6: routes[0].match[0]: "severity": missing operator after "severity"; want one of =, !=, =~, !~, ~=, in, not in, >, >=, <, <=`,

@@ -116,7 +116,8 @@ func (r *Rules) Hash() string { return r.hash }
 // FallbackTeam returns the team that gets reports no route decides.
 func (r *Rules) FallbackTeam() string { return r.fallback }
 
-// Teams returns the teams in file order. The result is a copy.
+// Teams returns the teams in file order, with DefaultPriority filled in
+// ("normal" when the file gives none). The result is a copy.
 func (r *Rules) Teams() []bugreport.Team {
 	out := make([]bugreport.Team, len(r.teams))
 	for i, t := range r.teams {

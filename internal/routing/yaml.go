@@ -58,7 +58,7 @@ func (d *decoder) document(data []byte) (root *yaml.Node) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			d.fail(nil, "", "the file is empty")
 			return nil
 		}
@@ -66,7 +66,7 @@ func (d *decoder) document(data []byte) (root *yaml.Node) {
 		return nil
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
 			d.yamlError(err)
 		} else {

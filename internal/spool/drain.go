@@ -85,7 +85,7 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 	if o.FinalFlush > 0 {
 		d.FinalFlush = o.FinalFlush
 	}
-	d.Logger, d.Registerer, d.Urgent, d.OnWritten = o.Logger, o.Registerer, o.Urgent, o.OnWritten
+	d.Logger, d.Registerer = o.Logger, o.Registerer
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -159,17 +159,26 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 		}
 		age := time.Since(b.Oldest)
 		m.lag.Set(age.Seconds())
-		if b.Len() < d.BatchEvents && age < d.FlushInterval && !hasUrgent(b, d.Urgent) {
+		if b.Len() < d.BatchEvents && age < d.FlushInterval {
 			// Wait for a full batch or for the oldest record to come due.
 			t := time.NewTimer(d.FlushInterval - age)
 			select {
 			case <-ctx.Done():
 			case <-t.C:
 			case <-s.Notify():
-				if n, _ := s.Stats(); n < int64(d.BatchEvents) {
+				// Notify fires on every commit: keep waiting unless the
+				// batch filled up.
+			wait:
+				for {
+					if n, _ := s.Stats(); n >= int64(d.BatchEvents) {
+						break
+					}
 					select {
 					case <-ctx.Done():
+						break wait
 					case <-t.C:
+						break wait
+					case <-s.Notify():
 					}
 				}
 			}
@@ -203,22 +212,7 @@ func (s *Spool) write(ctx context.Context, w bugreport.EventWriter, b Batch, d D
 		return err
 	}
 	m.written.Add(float64(b.Len()))
-	if d.OnWritten != nil {
-		d.OnWritten(b.Events)
-	}
 	return nil
-}
-
-func hasUrgent(b Batch, urgent func(*bugreport.Event) bool) bool {
-	if urgent == nil {
-		return false
-	}
-	for i := range b.Events {
-		if urgent(&b.Events[i]) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Spool) finalFlush(w bugreport.EventWriter, d DrainOptions, m *drainMetrics) {

@@ -414,36 +414,3 @@ func TestCorruptRecordIsSetAsideNotBlocking(t *testing.T) {
 		return nil
 	})
 }
-
-func TestDrainWritesUrgentEventsAtOnceAndReportsThem(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), "s.db"), 1<<20)
-	defer s.Close()
-	w := &scriptedWriter{}
-	written := make(chan []bugreport.Event, 4)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Drain(ctx, w, DrainOptions{BatchEvents: 1000, FlushInterval: time.Hour,
-			Urgent:    func(e *bugreport.Event) bool { return e.Event == "urgent" },
-			OnWritten: func(evs []bugreport.Event) { written <- evs }})
-	}()
-	evs := events("u", 2)
-	evs[1].Event = "urgent"
-	start := time.Now()
-	if err := s.Append(context.Background(), evs); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case got := <-written:
-		if len(got) != 2 {
-			t.Errorf("OnWritten got %d events", len(got))
-		}
-		// The flush interval is an hour: only urgency explains a write now.
-		t.Logf("urgent batch written after %s", time.Since(start))
-	case <-time.After(5 * time.Second):
-		t.Fatal("urgent event not written without waiting for the flush interval")
-	}
-	cancel()
-	<-done
-}

@@ -28,6 +28,7 @@ const (
 	PropConsole      = "$console"
 	PropNetwork      = "$network"
 	PropScreenshotID = "$screenshot_id"
+	PropScreenshot   = "$screenshot"
 	PropHoneypot     = "$hp"
 	PropTimeToSubmit = "$time_to_submit_ms"
 	PropSpamReason   = "$arubug_spam_reason" // set by the collector's rate limiter
@@ -76,6 +77,14 @@ func BuildReport(e bugreport.Event) *bugreport.Report {
 		DeviceID:     e.DeviceID,
 		ScreenshotID: str(PropScreenshotID),
 		Properties:   props,
+	}
+	// Before the ClickHouse writer moves the screenshot to its own table the
+	// event still carries it; it is stored under the report's id.
+	if shot, ok := props[PropScreenshot].(string); ok {
+		if strings.HasPrefix(shot, "data:image/") && r.ScreenshotID == "" {
+			r.ScreenshotID = e.UUID.String()
+		}
+		delete(props, PropScreenshot)
 	}
 	if !severities[r.Severity] {
 		r.Severity = ""

@@ -49,6 +49,9 @@ type Config struct {
 	// Lookback bounds how old an unprocessed report may be and still be
 	// picked up.
 	Lookback time.Duration
+	// Concurrency is the number of reports triaged at once; each waits on
+	// ClickHouse queries, so a few in parallel keep up with bursts.
+	Concurrency int
 	// OnReport is called after a report is stored (for the ticket sync).
 	OnReport   func(*bugreport.Report)
 	Now        func() time.Time
@@ -64,6 +67,7 @@ type Worker struct {
 	queue    chan bugreport.Event
 	mu       sync.Mutex
 	recent   map[bugreport.UUID]time.Time // processed recently; skips the reconciler's duplicates
+	inflight map[bugreport.UUID]bool      // being processed now
 	m        workerMetrics
 }
 
@@ -83,6 +87,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
 	}
 	if cfg.Lookback <= 0 {
 		cfg.Lookback = 7 * 24 * time.Hour
@@ -104,13 +111,14 @@ func New(cfg Config) (*Worker, error) {
 		projects: map[string]bugreport.Project{},
 		queue:    make(chan bugreport.Event, 1024),
 		recent:   map[bugreport.UUID]time.Time{},
+		inflight: map[bugreport.UUID]bool{},
 		m: workerMetrics{
 			triaged: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "arubug_triage_reports_total", Help: "Bug reports triaged, by team.",
 			}, []string{"team"}),
 			latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 				Name: "arubug_triage_ack_to_routed_seconds", Help: "Time from the collector's ack of a $bug_report to its stored, routed report.",
-				Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+				Buckets: []float64{0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60},
 			}),
 			failures:      prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_failures_total", Help: "Reports whose triage failed (retried by the reconciler)."}),
 			noUsage:       prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_triage_usage_unavailable_total", Help: "Reports stored without usage data because ClickHouse was slow or down."}),
@@ -142,17 +150,32 @@ func (w *Worker) Notify(events []bugreport.Event) {
 
 // Run processes notifications and reconciles until ctx ends.
 func (w *Worker) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < w.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-w.queue:
+					if w.claim(e.UUID) {
+						_ = w.process(ctx, e)
+						w.release(e.UUID)
+					}
+				}
+			}
+		}()
+	}
 	tick := time.NewTicker(w.cfg.PollInterval)
 	defer tick.Stop()
 	w.reconcile(ctx)
 	for {
 		select {
 		case <-ctx.Done():
+			wg.Wait()
 			return
-		case e := <-w.queue:
-			if !w.seen(e.UUID) {
-				_ = w.process(ctx, e)
-			}
 		case <-tick.C:
 			w.reconcile(ctx)
 			w.enrichLater(ctx)
@@ -160,11 +183,22 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-func (w *Worker) seen(id bugreport.UUID) bool {
+// claim marks a report as being processed, unless it is already in flight
+// or was processed recently.
+func (w *Worker) claim(id bugreport.UUID) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	_, ok := w.recent[id]
-	return ok
+	if _, done := w.recent[id]; done || w.inflight[id] {
+		return false
+	}
+	w.inflight[id] = true
+	return true
+}
+
+func (w *Worker) release(id bugreport.UUID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.inflight, id)
 }
 
 func (w *Worker) remember(id bugreport.UUID) {
@@ -192,14 +226,13 @@ func (w *Worker) reconcile(ctx context.Context) {
 		return
 	}
 	for _, e := range events {
-		if ctx.Err() != nil {
+		// Reports stored a moment ago may still look pending; claim skips
+		// them.
+		select {
+		case w.queue <- e:
+		case <-ctx.Done():
 			return
 		}
-		if w.seen(e.UUID) {
-			// Stored a moment ago; ClickHouse has not merged it into view.
-			continue
-		}
-		_ = w.process(ctx, e)
 	}
 }
 
@@ -244,6 +277,7 @@ func (w *Worker) Process(ctx context.Context, e bugreport.Event) (*bugreport.Rep
 }
 
 func (w *Worker) process(ctx context.Context, e bugreport.Event) error {
+	start := time.Now()
 	r, err := w.Process(ctx, e)
 	if err != nil {
 		w.m.failures.Inc()
@@ -253,7 +287,8 @@ func (w *Worker) process(ctx context.Context, e bugreport.Event) error {
 	w.remember(e.UUID)
 	w.m.triaged.WithLabelValues(r.Route.Team).Inc()
 	w.m.latency.Observe(w.cfg.Now().Sub(e.CreatedAt).Seconds())
-	w.cfg.Logger.Info("bug report triaged", "report", r.ID.String(), "team", r.Route.Team, "route", r.Route.Route, "priority", r.Route.Priority, "spam", r.Spam)
+	w.cfg.Logger.Info("bug report triaged", "report", r.ID.String(), "team", r.Route.Team, "route", r.Route.Route, "priority", r.Route.Priority, "spam", r.Spam,
+		"took", time.Since(start).Round(time.Millisecond), "since_ack", w.cfg.Now().Sub(e.CreatedAt).Round(time.Millisecond))
 	if w.cfg.OnReport != nil {
 		w.cfg.OnReport(r)
 	}
@@ -280,6 +315,9 @@ func (w *Worker) Triage(ctx context.Context, e bugreport.Event) *bugreport.Repor
 // enrich adds the replay link and usage. Either may be unavailable: the
 // report goes on without it rather than waiting for ClickHouse.
 func (w *Worker) enrich(ctx context.Context, r *bugreport.Report) {
+	defer func(start time.Time) {
+		w.cfg.Logger.Debug("report enriched", "report", r.ID.String(), "took", time.Since(start).Round(time.Millisecond))
+	}(time.Now())
 	p := w.projects[r.Project]
 	if r.SessionID != "" && p.Token != "" {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

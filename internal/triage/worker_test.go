@@ -88,6 +88,10 @@ func TestWorkerTriagesAndEnrichesLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.reconcile(ctx)
+	if e := <-w.queue; w.claim(e.UUID) {
+		_ = w.process(ctx, e)
+		w.release(e.UUID)
+	}
 	got, err := db.Report(ctx, report.UUID)
 	if err != nil {
 		t.Fatalf("report not stored while usage was unavailable: %v", err)
