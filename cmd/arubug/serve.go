@@ -311,7 +311,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	log.Info("arubug is serving", "addr", ln.Addr().String(), "version", versionString(), "projects", strings.Join(names, ","), "data_dir", cfg.DataDir)
 	if name == "dev" {
-		printDevBanner(stdout, ln.Addr().String(), projects)
+		printDevBanner(stdout, ln.Addr().String(), projects, filepath.Join(cfg.DataDir, "admin-token"))
 	}
 
 	select {
@@ -386,7 +386,7 @@ func reloadOnSIGHUP(ctx context.Context, rules *ruleset.Set) {
 	}
 }
 
-func printDevBanner(w io.Writer, addr string, projects []bugreport.Project) {
+func printDevBanner(w io.Writer, addr string, projects []bugreport.Project, tokenFile string) {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
@@ -401,12 +401,17 @@ func printDevBanner(w io.Writer, addr string, projects []bugreport.Project) {
   Readiness          %[1]s/_ready
   Metrics            %[1]s/metrics
 
+  Admin API          %[1]s/api/v1/teams  (Authorization: Bearer <token in %[3]s>)
+
   Try it:
     curl -s %[1]s/e/ -H 'Content-Type: application/json' -d '{"api_key":"%[2]s","event":"hello","distinct_id":"me"}'
+    curl -s %[1]s/e/ -H 'Content-Type: application/json' \
+      -d '{"api_key":"%[2]s","event":"$bug_report","distinct_id":"me","properties":{"$description":"The export button does nothing","$pathname":"/insights/42","$time_to_submit_ms":9000}}'
+    curl -s -H "Authorization: Bearer $(cat %[3]s)" %[1]s/api/v1/teams/product-analytics/reports
 
   Press Ctrl-C to stop.
 
-`, base, projects[0].Token)
+`, base, projects[0].Token, tokenFile)
 }
 
 // devAdminToken returns the dev admin token kept in the data dir, creating
