@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,7 +76,9 @@ func clickHouseSource(ctx context.Context, cfg config.Config, log *slog.Logger) 
 	dir := filepath.Join(cfg.DataDir, "clickhouse")
 	log.Info("no clickhouse_dsn set: starting a managed local clickhouse-server", "data_dir", dir)
 	start := time.Now()
-	srv, err := localch.Start(ctx, localch.Options{Binary: cfg.ClickHouseBinary, DataDir: dir, Logger: log.With("component", "localch")})
+	// The managed server shares the machine: a lower priority keeps its
+	// merges from delaying acks (docs/benchmarks.md).
+	srv, err := localch.Start(ctx, localch.Options{Binary: cfg.ClickHouseBinary, DataDir: dir, Nice: 10, Logger: log.With("component", "localch")})
 	if err != nil {
 		return "", nil, err
 	}
@@ -184,6 +187,11 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	defer stopCH()
 
+	if os.Getenv("GOGC") == "" {
+		// Memory is cheap next to the latency of collections on a busy
+		// core; the heap stays small (docs/benchmarks.md).
+		debug.SetGCPercent(400)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -200,7 +208,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 
 	rules, err := ruleset.Load(cfg.RulesFile, routing.Options{}, log.With("component", "rules"), reg)
 	if err != nil {
-		return fmt.Errorf("routing rules: %w", err)
+		return fmt.Errorf("routing rules (set --rules-file or ARUBUG_RULES_FILE): %w", err)
 	}
 	st := &store{dsn: dsn, log: log.With("component", "clickhouse"), queryLimit: 5 * time.Second}
 	defer st.close()

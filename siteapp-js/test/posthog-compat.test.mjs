@@ -192,6 +192,8 @@ function startArubugOnce(bin, port, dataDir) {
     ARUBUG_ADDR: `127.0.0.1:${port}`,
     ARUBUG_DATA_DIR: dataDir,
     ARUBUG_PROJECT_TOKENS: TOKEN,
+    // The shipped routing rules, wherever the test is run from.
+    ARUBUG_RULES_FILE: new URL('../../routing-rules/rules.yaml', import.meta.url).pathname,
     ARUBUG_LOG_FORMAT: 'json',
   };
   // The managed ClickHouse is what this test queries.

@@ -96,6 +96,11 @@ type Options struct {
 	// Logger receives lifecycle messages. nil discards them.
 	Logger *slog.Logger
 
+	// Nice lowers the server's CPU priority (0–19) when it shares a machine
+	// with the collector: a durable ack waits on the collector, while
+	// inserts and merges can wait a little. 0 leaves it alone.
+	Nice int
+
 	// pickPorts replaces the port picker in tests that need a lost race.
 	pickPorts func(tcp, http int) (int, int, error)
 }
@@ -107,6 +112,7 @@ type Server struct {
 	binArgs      []string
 	dirs         layout
 	startTimeout time.Duration
+	nice         int
 	log          *slog.Logger
 
 	// Fixed once Start returns, hence read without mu.
@@ -138,6 +144,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		binArgs:      binArgs,
 		dirs:         newLayout(root),
 		startTimeout: opts.StartTimeout,
+		nice:         opts.Nice,
 		log:          opts.Logger,
 	}
 	if s.startTimeout <= 0 {
@@ -353,7 +360,13 @@ func (s *Server) startOnce(ctx context.Context) error {
 	defer stderr.Close()
 
 	args := append(append([]string(nil), s.binArgs...), "--config-file="+s.dirs.configFile)
-	cmd := exec.Command(s.bin, args...)
+	bin := s.bin
+	if niceBin, err := exec.LookPath("nice"); err == nil && s.nice > 0 {
+		// nice execs the server in place, so it stays our child.
+		args = append([]string{"-n", strconv.Itoa(s.nice), bin}, args...)
+		bin = niceBin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = s.dirs.root
 	// Current releases fork a watchdog parent when not attached to a
 	// terminal; the server itself would then not be our child, and neither
