@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -187,11 +186,6 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	defer stopCH()
 
-	if os.Getenv("GOGC") == "" {
-		// Memory is cheap next to the latency of collections on a busy
-		// core; the heap stays small (docs/benchmarks.md).
-		debug.SetGCPercent(400)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
