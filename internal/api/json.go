@@ -33,19 +33,6 @@ func summary(r *bugreport.Report) summaryJSON {
 		r.ReportedAt, r.ReceivedAt, r.Spam, r.SimilarCount, r.ReplayURL, nonNil(r.Route.Tags)}
 }
 
-type usageOut struct {
-	Events30d        uint64                `json:"events_30d"`
-	ActiveDays30d    uint64                `json:"active_days_30d"`
-	Sessions30d      uint64                `json:"sessions_30d"`
-	FirstSeen        time.Time             `json:"first_seen"`
-	LastSeen         time.Time             `json:"last_seen"`
-	TopEvents        []bugreport.Count     `json:"top_events"`
-	TopPages         []bugreport.Count     `json:"top_pages"`
-	RecentExceptions []bugreport.Exception `json:"recent_exceptions"`
-	Person           map[string]string     `json:"person"`
-	FeatureFlags     []string              `json:"feature_flags"`
-}
-
 type detailJSON struct {
 	summaryJSON
 	Description string `json:"description"`
@@ -70,7 +57,7 @@ type detailJSON struct {
 	Network        []bugreport.NetworkEntry `json:"network"`
 	HasScreenshot  bool                     `json:"has_screenshot"`
 	SpamReason     string                   `json:"spam_reason,omitempty"`
-	Usage          *usageOut                `json:"usage"`
+	Usage          *bugreport.Usage         `json:"usage"`
 	UsageAvailable bool                     `json:"usage_available"`
 	Routing        struct {
 		Team        string                `json:"team"`
@@ -92,10 +79,7 @@ func detail(r *bugreport.Report) detailJSON {
 	d.Reporter.DistinctID, d.Reporter.Email, d.Reporter.Name = r.Reporter.DistinctID, r.Reporter.Email, r.Reporter.Name
 	e := &d.Environment
 	e.Browser, e.BrowserVersion, e.OS, e.OSVersion, e.Device, e.UserAgent = r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Device, r.UserAgent
-	if u := r.Usage; u != nil {
-		d.UsageAvailable = true
-		d.Usage = &usageOut{u.Events30d, u.ActiveDays30d, u.Sessions30d, u.FirstSeen, u.LastSeen, u.TopEvents, u.TopPages, u.RecentExceptions, u.Person, u.FeatureFlags}
-	}
+	d.Usage, d.UsageAvailable = r.Usage, r.Usage != nil
 	rt := &d.Routing
 	rt.Team, rt.Route, rt.Priority, rt.Tags, rt.CC, rt.Assignee, rt.Source, rt.Explanation =
 		r.Route.Team, r.Route.Route, r.Route.Priority, nonNil(r.Route.Tags), nonNil(r.Route.CC), r.Route.Assignee, r.RouteSource, r.Route.Explanation

@@ -83,20 +83,20 @@ type NetworkEntry struct {
 
 // Usage is the reporter's recent product usage, read from ClickHouse.
 type Usage struct {
-	Events30d     uint64
-	ActiveDays30d uint64
-	Sessions30d   uint64
-	FirstSeen     time.Time
-	LastSeen      time.Time
-	TopEvents     []Count
-	TopPages      []Count
+	Events30d     uint64    `json:"events_30d"`
+	ActiveDays30d uint64    `json:"active_days_30d"`
+	Sessions30d   uint64    `json:"sessions_30d"`
+	FirstSeen     time.Time `json:"first_seen"`
+	LastSeen      time.Time `json:"last_seen"`
+	TopEvents     []Count   `json:"top_events"`
+	TopPages      []Count   `json:"top_pages"`
 	// RecentExceptions are $exception events in the 30 minutes before the
 	// report.
-	RecentExceptions []Exception
+	RecentExceptions []Exception `json:"recent_exceptions"`
 	// Person holds person properties from $set / $set_once: email, plan,
 	// company and the like.
-	Person       map[string]string
-	FeatureFlags []string
+	Person       map[string]string `json:"person"`
+	FeatureFlags []string          `json:"feature_flags"`
 }
 
 // Count is a name with how often it occurred.

@@ -20,20 +20,6 @@ const reportColumns = `report_id, version, project, reported_at, received_at, up
 	session_id, window_id, device_id, console, network, screenshot_id, spam, spam_reason, replay_url, usage_available, usage,
 	team, route, priority, tags, cc, assignee, route_explanation, route_source, fingerprint, similar_count, properties`
 
-// usageJSON is the stored form of bugreport.Usage.
-type usageJSON struct {
-	Events30d        uint64                `json:"events_30d"`
-	ActiveDays30d    uint64                `json:"active_days_30d"`
-	Sessions30d      uint64                `json:"sessions_30d"`
-	FirstSeen        time.Time             `json:"first_seen"`
-	LastSeen         time.Time             `json:"last_seen"`
-	TopEvents        []bugreport.Count     `json:"top_events"`
-	TopPages         []bugreport.Count     `json:"top_pages"`
-	RecentExceptions []bugreport.Exception `json:"recent_exceptions"`
-	Person           map[string]string     `json:"person"`
-	FeatureFlags     []string              `json:"feature_flags"`
-}
-
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -62,7 +48,7 @@ func (db *DB) SaveReport(ctx context.Context, r *bugreport.Report, source string
 	usageOK := uint8(0)
 	if u := r.Usage; u != nil {
 		usageOK = 1
-		usage = mustJSON(usageJSON{u.Events30d, u.ActiveDays30d, u.Sessions30d, u.FirstSeen, u.LastSeen, u.TopEvents, u.TopPages, u.RecentExceptions, u.Person, u.FeatureFlags})
+		usage = mustJSON(u)
 	}
 	spam := uint8(0)
 	if r.Spam {
@@ -114,11 +100,9 @@ func scanReport(rows interface{ Scan(...any) error }) (*bugreport.Report, error)
 	_ = json.Unmarshal([]byte(expl), &r.Route.Explanation)
 	_ = json.Unmarshal([]byte(props), &r.Properties)
 	if usageOK == 1 {
-		var u usageJSON
+		var u bugreport.Usage
 		if json.Unmarshal([]byte(usage), &u) == nil {
-			r.Usage = &bugreport.Usage{Events30d: u.Events30d, ActiveDays30d: u.ActiveDays30d, Sessions30d: u.Sessions30d,
-				FirstSeen: u.FirstSeen, LastSeen: u.LastSeen, TopEvents: u.TopEvents, TopPages: u.TopPages,
-				RecentExceptions: u.RecentExceptions, Person: u.Person, FeatureFlags: u.FeatureFlags}
+			r.Usage = &u
 		}
 	}
 	return &s, nil
@@ -301,9 +285,13 @@ func (db *DB) PendingReportEvents(ctx context.Context, now time.Time, lookback t
 // ReportsSince returns the latest version of every report received since t,
 // up to limit, for a rules replay.
 func (db *DB) ReportsSince(ctx context.Context, t time.Time, limit int) ([]*bugreport.Report, error) {
-	rows, err := db.conn.Query(ctx, "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE received_at >= ? ORDER BY received_at LIMIT ?", t.UTC(), limit)
+	return db.queryReports(ctx, "reports since", "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE received_at >= ? ORDER BY received_at LIMIT ?", t.UTC(), limit)
+}
+
+func (db *DB) queryReports(ctx context.Context, what, query string, args ...any) ([]*bugreport.Report, error) {
+	rows, err := db.conn.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse: reports since: %w", err)
+		return nil, fmt.Errorf("clickhouse: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []*bugreport.Report
@@ -333,18 +321,5 @@ func (db *DB) Screenshot(ctx context.Context, id bugreport.UUID) (mime string, d
 // ReportsWithoutUsage returns reports received since t that were stored
 // without usage data, for enrichment once ClickHouse answers again.
 func (db *DB) ReportsWithoutUsage(ctx context.Context, since time.Time, limit int) ([]*bugreport.Report, error) {
-	rows, err := db.conn.Query(ctx, "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE usage_available = 0 AND received_at >= ? ORDER BY received_at LIMIT ?", since.UTC(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse: reports without usage: %w", err)
-	}
-	defer rows.Close()
-	var out []*bugreport.Report
-	for rows.Next() {
-		r, err := scanReport(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return db.queryReports(ctx, "reports without usage", "SELECT "+reportColumns+" FROM bug_reports FINAL WHERE usage_available = 0 AND received_at >= ? ORDER BY received_at LIMIT ?", since.UTC(), limit)
 }
