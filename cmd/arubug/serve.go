@@ -300,6 +300,8 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
+			stopDrain()
+			<-drained
 			return err
 		}
 		defer stopPprof()

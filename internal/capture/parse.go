@@ -301,6 +301,11 @@ func eventTime(r *rawEvent, now time.Time, skew time.Duration, haveSkew bool) (t
 			}
 			ms = int64(f)
 		}
+		// More than ten years either way is a broken client, and would
+		// overflow the duration.
+		if ms > 10*365*24*3600*1000 || ms < -10*365*24*3600*1000 {
+			return time.Time{}, invalid("invalid_offset", "offset %d ms is out of range", ms)
+		}
 		ts = now.Add(-time.Duration(ms) * time.Millisecond)
 	case isPresent(r.Timestamp):
 		s, ok := jsonString(r.Timestamp)

@@ -26,12 +26,6 @@ type DrainOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// FinalFlush bounds the last drain when ctx ends.
 	FinalFlush time.Duration
-	// Urgent reports whether an event should be written without waiting
-	// for a full batch (bug reports, whose triage waits for them).
-	Urgent func(*bugreport.Event) bool
-	// OnWritten is called with each batch after ClickHouse accepted it and
-	// it left the spool. It must not block.
-	OnWritten  func([]bugreport.Event)
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -157,20 +151,21 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 			}
 			continue
 		}
-		age := time.Since(b.Oldest)
+		// A wall clock stepped backwards must not hold the batch back.
+		age := max(time.Since(b.Oldest), 0)
 		m.lag.Set(age.Seconds())
-		if b.Len() < d.BatchEvents && age < d.FlushInterval {
+		if b.Len() < d.BatchEvents && !b.Full && age < d.FlushInterval {
 			// Wait for a full batch or for the oldest record to come due.
 			t := time.NewTimer(d.FlushInterval - age)
 			select {
 			case <-ctx.Done():
 			case <-t.C:
 			case <-s.Notify():
-				// Notify fires on every commit: keep waiting unless the
-				// batch filled up.
+				// Notify fires on every commit: keep waiting unless a
+				// full batch is waiting now.
 			wait:
 				for {
-					if n, _ := s.Stats(); n >= int64(d.BatchEvents) {
+					if n, bytes := s.Stats(); n >= int64(d.BatchEvents) || bytes >= d.BatchBytes {
 						break
 					}
 					select {
@@ -218,6 +213,11 @@ func (s *Spool) write(ctx context.Context, w bugreport.EventWriter, b Batch, d D
 func (s *Spool) finalFlush(w bugreport.EventWriter, d DrainOptions, m *drainMetrics) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.FinalFlush)
 	defer cancel()
+	// write detaches from its context's cancellation; here the final flush's
+	// deadline must bound each insert too.
+	if d.WriteTimeout > d.FinalFlush {
+		d.WriteTimeout = d.FinalFlush
+	}
 	for ctx.Err() == nil {
 		b, err := s.Peek(d.BatchEvents, d.BatchBytes)
 		if err != nil || b.Len() == 0 {

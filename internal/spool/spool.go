@@ -132,10 +132,10 @@ func Open(opts Options) (*Spool, error) {
 			return err
 		}
 		return b.ForEach(func(_, v []byte) error {
-			if len(v) < headerLen {
-				return fmt.Errorf("corrupt record of %d bytes", len(v))
-			}
 			s.bytes.Add(int64(len(v)))
+			if len(v) < headerLen {
+				return nil // set aside by the first Peek that meets it
+			}
 			s.events.Add(int64(binary.BigEndian.Uint32(v[8:12])))
 			return nil
 		})
@@ -208,6 +208,12 @@ func (s *Spool) Append(ctx context.Context, events []bugreport.Event) error {
 		return &bugreport.Error{Code: bugreport.EUNAVAILABLE, Reason: "spool_full", Message: "the collector's spool is full; retry later", RetryAfter: s.opts.RetryAfter}
 	}
 	req := &appendReq{value: value, count: len(events), done: make(chan error, 1)}
+	select {
+	case <-s.done:
+		s.bytes.Add(-int64(len(value)))
+		return &bugreport.Error{Code: bugreport.EUNAVAILABLE, Reason: "shutting_down", Message: "the collector is shutting down; retry", RetryAfter: time.Second}
+	default:
+	}
 	select {
 	case s.reqs <- req:
 	case <-ctx.Done():
@@ -330,8 +336,11 @@ type Batch struct {
 	Events []bugreport.Event
 	// Oldest is the commit time of the oldest record.
 	Oldest time.Time
-	keys   [][]byte
-	bytes  int64
+	// Full reports that the batch stopped at a limit with records left
+	// behind it, so waiting will not make it larger.
+	Full  bool
+	keys  [][]byte
+	bytes int64
 }
 
 // Len returns the number of events in b.
@@ -352,12 +361,12 @@ func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 		c := tx.Bucket(bucketName).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if len(raw) > 0 && (events >= maxEvents || out.bytes+int64(len(v)) > maxBytes) {
+				out.Full = true
 				break
 			}
-			if len(v) < headerLen {
-				return fmt.Errorf("record %x: too short", k)
+			if len(v) >= headerLen {
+				events += int(binary.BigEndian.Uint32(v[8:12]))
 			}
-			events += int(binary.BigEndian.Uint32(v[8:12]))
 			raw = append(raw, append([]byte(nil), v...))
 			out.keys = append(out.keys, append([]byte(nil), k...))
 			out.bytes += int64(len(v))

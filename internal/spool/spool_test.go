@@ -414,3 +414,49 @@ func TestCorruptRecordIsSetAsideNotBlocking(t *testing.T) {
 		return nil
 	})
 }
+
+func TestDrainWritesByteLimitedBatchesWithoutWaiting(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "s.db"), 16<<20)
+	defer s.Close()
+	big := events("big", 1)
+	big[0].Properties = `{"pad":"` + strings.Repeat("x", 4000) + `"}`
+	for i := 0; i < 6; i++ {
+		if err := s.Append(context.Background(), big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &scriptedWriter{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Batches are cut by bytes (two records each), never by count, and
+		// the flush interval is an hour: only "full" explains a write.
+		s.Drain(ctx, w, DrainOptions{BatchEvents: 1000, BatchBytes: 9000, FlushInterval: time.Hour})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.stored() < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if len(w.batches) < 2 || w.batches[0] != 2 {
+		t.Fatalf("batches %v: byte-limited batches were not written at once", w.batches)
+	}
+}
+
+func TestShortRecordDoesNotBlockOpenOrDrain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := open(t, path, 1<<20)
+	if err := s.Append(context.Background(), events("ok", 1)); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketName).Put([]byte{0, 0, 0, 0, 0, 0, 0, 0}, []byte{1, 2}) })
+	s.Close()
+	s = open(t, path, 1<<20)
+	defer s.Close()
+	b, err := s.Peek(10, 1<<20)
+	if err != nil || b.Len() != 1 {
+		t.Fatalf("peek past a short record: %d %v", b.Len(), err)
+	}
+}

@@ -206,9 +206,12 @@ func (w *Worker) remember(id bugreport.UUID) {
 	defer w.mu.Unlock()
 	now := w.cfg.Now()
 	w.recent[id] = now
-	if len(w.recent) > 10000 {
+	// The reconciler sees a stored report as pending only until ClickHouse
+	// shows the new row, seconds later; a few minutes of memory is plenty.
+	// Pruning at powers of two keeps the cost amortised.
+	if n := len(w.recent); n >= 1024 && n&(n-1) == 0 {
 		for k, t := range w.recent {
-			if now.Sub(t) > time.Hour {
+			if now.Sub(t) > 10*time.Minute {
 				delete(w.recent, k)
 			}
 		}
