@@ -451,7 +451,9 @@ func TestShortRecordDoesNotBlockOpenOrDrain(t *testing.T) {
 	if err := s.Append(context.Background(), events("ok", 1)); err != nil {
 		t.Fatal(err)
 	}
-	_ = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketName).Put([]byte{0, 0, 0, 0, 0, 0, 0, 0}, []byte{1, 2}) })
+	_ = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketName).Put([]byte{0, 0, 0, 0, 0, 0, 0, 0}, []byte{1, 2})
+	})
 	s.Close()
 	s = open(t, path, 1<<20)
 	defer s.Close()
