@@ -25,7 +25,7 @@ trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 addr=127.0.0.1:$(port)
-ARUBUG_ADDR=$addr ARUBUG_DATA_DIR=$work/data ARUBUG_PROJECT_TOKENS=phc_arubug_load ARUBUG_LOG_FORMAT=json ARUBUG_LOG_LEVEL=${LOG_LEVEL:-warn} \
+ARUBUG_ADDR=$addr ARUBUG_DATA_DIR=$work/data ARUBUG_PROJECT_TOKENS=phc_arubug_load ARUBUG_LOG_FORMAT=json ARUBUG_LOG_LEVEL=${LOG_LEVEL:-warn} ARUBUG_BUG_REPORTS_PER_IP=0 ARUBUG_BUG_REPORTS_PER_USER=0 \
 	"$BIN" serve 2> "$work/arubug.log" & pids+=($!)
 for _ in $(seq 1 300); do curl -fs "http://$addr/_ready" >/dev/null 2>&1 && break; sleep 0.2; done
 

@@ -249,6 +249,8 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		Limits:            cfg.Capture,
 		MaxInFlight:       cfg.MaxInFlight,
 		TrustForwardedFor: cfg.TrustForwardedFor,
+		BugReportsPerIP:   cfg.BugReportsPerIP,
+		BugReportsPerUser: cfg.BugReportsPerUser,
 		Logger:            log.With("component", "capture"),
 		Registerer:        reg,
 	})

@@ -462,3 +462,48 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+func TestBugReportRateLimits(t *testing.T) {
+	now := testNow
+	sink := &recordingSink{}
+	srv := newTestServer(t, sink, func(c *Config) {
+		c.BugReportsPerIP, c.BugReportsPerUser = 4, 2
+		c.Now = func() time.Time { return now }
+	})
+	report := func(user string) req {
+		return req{path: "/e/", body: []byte(`{"api_key":"phc_test","event":"$bug_report","distinct_id":"` + user + `","properties":{"$description":"x"}}`)}
+	}
+	codes := func(user string, n int) []int {
+		var out []int
+		for i := 0; i < n; i++ {
+			resp, _ := do(t, srv, report(user))
+			out = append(out, resp.StatusCode)
+		}
+		return out
+	}
+	if got := codes("ana", 3); got[0] != 200 || got[1] != 200 || got[2] != 429 {
+		t.Fatalf("per user: %v, want 200 200 429", got)
+	}
+	resp, body := do(t, srv, report("ana"))
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "bug_report_rate_limited") {
+		t.Errorf("refusal: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	// Two more users from the same address use up the per-IP budget of 4.
+	if got := codes("bob", 2); got[0] != 200 || got[1] != 200 {
+		t.Fatalf("bob: %v", got)
+	}
+	if got := codes("cyd", 1); got[0] != 429 {
+		t.Fatalf("per IP: %v, want 429", got)
+	}
+	// Ordinary events are never limited.
+	if resp, _ := do(t, srv, req{path: "/e/", body: []byte(single)}); resp.StatusCode != 200 {
+		t.Errorf("pageview refused: %d", resp.StatusCode)
+	}
+	if len(sink.events) != 5 {
+		t.Errorf("%d events stored, want the 4 allowed reports and the pageview", len(sink.events))
+	}
+	now = now.Add(time.Minute)
+	if got := codes("ana", 1); got[0] != 200 {
+		t.Errorf("after a minute: %v", got)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/arubug/arubug/internal/bugreport"
 	"github.com/arubug/arubug/internal/httperr"
+	"github.com/arubug/arubug/internal/ratelimit"
 )
 
 // Config configures a Handler.
@@ -29,9 +30,13 @@ type Config struct {
 	// TrustForwardedFor takes the client IP from X-Forwarded-For; set it only
 	// behind a proxy that overwrites that header.
 	TrustForwardedFor bool
-	Now               func() time.Time
-	Logger            *slog.Logger
-	Registerer        prometheus.Registerer
+	// BugReportsPerIP and BugReportsPerUser bound the $bug_report events
+	// accepted per minute from one client IP and one distinct_id (per
+	// project), so a script cannot flood the team queues; 0 is no limit.
+	BugReportsPerIP, BugReportsPerUser int
+	Now                                func() time.Time
+	Logger                             *slog.Logger
+	Registerer                         prometheus.Registerer
 }
 
 // Handler serves the capture routes.
@@ -41,6 +46,8 @@ type Handler struct {
 	limits   Limits
 	inFlight chan struct{}
 	trustXFF bool
+	perIP    *ratelimit.Limiter
+	perUser  *ratelimit.Limiter
 	now      func() time.Time
 	log      *slog.Logger
 	m        *metrics
@@ -99,7 +106,7 @@ func New(cfg Config) (*Handler, error) {
 		}),
 	}
 	cfg.Registerer.MustRegister(m.accepted, m.rejected, m.payload)
-	return &Handler{
+	h := &Handler{
 		sink:     cfg.Sink,
 		projects: projects,
 		limits:   cfg.Limits,
@@ -108,7 +115,14 @@ func New(cfg Config) (*Handler, error) {
 		now:      cfg.Now,
 		log:      cfg.Logger,
 		m:        m,
-	}, nil
+	}
+	if cfg.BugReportsPerIP > 0 {
+		h.perIP = ratelimit.New(cfg.BugReportsPerIP, cfg.BugReportsPerIP, 100000, cfg.Now)
+	}
+	if cfg.BugReportsPerUser > 0 {
+		h.perUser = ratelimit.New(cfg.BugReportsPerUser, cfg.BugReportsPerUser, 100000, cfg.Now)
+	}
+	return h, nil
 }
 
 // capturePaths are the routes PostHog SDKs post events to.
@@ -164,9 +178,13 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	ip := ""
-	if !t.skipIP {
-		ip = clientIP(r, h.trustXFF)
+	ip := clientIP(r, h.trustXFF)
+	if err := h.limitBugReports(project.Name, ip, p.events); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if t.skipIP {
+		ip = ""
 	}
 	for i := range p.events {
 		p.events[i].Project = project.Name
@@ -184,6 +202,50 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":1}`))
+}
+
+// limitBugReports applies the per-IP and per-user limits to the request's
+// $bug_report events; a refused request stores nothing.
+func (h *Handler) limitBugReports(project, ip string, events []bugreport.Event) error {
+	if h.perIP == nil && h.perUser == nil {
+		return nil
+	}
+	perUser := map[string]int{}
+	total := 0
+	for i := range events {
+		if events[i].Event == bugreport.EventBugReport {
+			perUser[events[i].DistinctID]++
+			total++
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	refuse := func(wait time.Duration, who string) error {
+		return &bugreport.Error{Code: bugreport.ERATELIMIT, Reason: "bug_report_rate_limited",
+			Message: "too many bug reports from this " + who + "; retry later", RetryAfter: wait}
+	}
+	// Check every limit first and take tokens only when all allow: a
+	// refused request must not use up budget.
+	if h.perIP != nil {
+		if ok, wait := h.perIP.Check(project+"\x00"+ip, total); !ok {
+			return refuse(wait, "address")
+		}
+	}
+	if h.perUser != nil {
+		for user, n := range perUser {
+			if ok, wait := h.perUser.Check(project+"\x00"+user, n); !ok {
+				return refuse(wait, "user")
+			}
+		}
+		for user, n := range perUser {
+			h.perUser.Allow(project+"\x00"+user, n)
+		}
+	}
+	if h.perIP != nil {
+		h.perIP.Allow(project+"\x00"+ip, total)
+	}
+	return nil
 }
 
 func (h *Handler) project(token string) (bugreport.Project, error) {

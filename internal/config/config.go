@@ -43,6 +43,8 @@ type Config struct {
 	Capture           capture.Limits
 	MaxInFlight       int
 	TrustForwardedFor bool
+	BugReportsPerIP   int
+	BugReportsPerUser int
 
 	PprofAddr string
 
@@ -66,20 +68,22 @@ type ProjectConfig struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Addr:            ":8000",
-		DataDir:         "arubug-data",
-		ReplayHost:      "https://us.posthog.com",
-		LogLevel:        "info",
-		LogFormat:       "json",
-		Capture:         capture.DefaultLimits(),
-		MaxInFlight:     256,
-		SpoolMaxBytes:   1 << 30,
-		BatchEvents:     20000,
-		FlushInterval:   time.Second,
-		ShutdownTimeout: 30 * time.Second,
-		RulesFile:       "routing-rules/rules.yaml",
-		ReplayTemplate:  "{host}/project/{token}/replay/{session_id}?t={seconds}",
-		TriageLookback:  7 * 24 * time.Hour,
+		Addr:              ":8000",
+		DataDir:           "arubug-data",
+		ReplayHost:        "https://us.posthog.com",
+		LogLevel:          "info",
+		LogFormat:         "json",
+		Capture:           capture.DefaultLimits(),
+		MaxInFlight:       256,
+		BugReportsPerIP:   30,
+		BugReportsPerUser: 10,
+		SpoolMaxBytes:     1 << 30,
+		BatchEvents:       20000,
+		FlushInterval:     time.Second,
+		ShutdownTimeout:   30 * time.Second,
+		RulesFile:         "routing-rules/rules.yaml",
+		ReplayTemplate:    "{host}/project/{token}/replay/{session_id}?t={seconds}",
+		TriageLookback:    7 * 24 * time.Hour,
 	}
 }
 
@@ -118,6 +122,8 @@ func (c *Config) settings() []setting {
 		{key: "pprof_addr", usage: "serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", value: stringValue{&c.PprofAddr}},
 		{key: "max_in_flight", usage: "capture requests decoded at once; past it capture answers 503", value: intValue{&c.MaxInFlight}},
 		{key: "trust_forwarded_for", usage: "take the client IP from X-Forwarded-For (only behind a proxy that sets it)", value: boolValue{&c.TrustForwardedFor}},
+		{key: "bug_reports_per_ip", usage: "$bug_report events accepted per minute from one client IP (0 = no limit); over it capture answers 429", value: intValue{&c.BugReportsPerIP}},
+		{key: "bug_reports_per_user", usage: "$bug_report events accepted per minute from one distinct_id (0 = no limit)", value: intValue{&c.BugReportsPerUser}},
 		{key: "max_body_bytes", usage: "largest request body on /e, /capture, /track, /engage, /i/v0/e", value: bytesValue{&l.MaxBodyBytes}},
 		{key: "max_batch_body_bytes", usage: "largest request body on /batch", value: bytesValue{&l.MaxBatchBodyBytes}},
 		{key: "max_decompressed_bytes", usage: "largest payload after gzip, base64 or lz64 decoding", value: bytesValue{&l.MaxDecompressedBytes}},
@@ -316,6 +322,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("shutdown_timeout must be positive")
+	}
+	if c.BugReportsPerIP < 0 || c.BugReportsPerUser < 0 {
+		add("bug_reports_per_ip and bug_reports_per_user must not be negative")
 	}
 	if c.MaxInFlight <= 0 {
 		add("max_in_flight must be positive")
