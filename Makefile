@@ -14,13 +14,16 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 FUZZTIME ?= 10s
 
-.PHONY: help run build test test-go test-browser rules-test lint fuzz bench bench-load bench-triage deps-run deps-test clean
+.PHONY: help run build widget test test-go test-browser rules-test lint fuzz bench bench-load bench-triage deps-run deps-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 run: deps-run build ## install ClickHouse if missing, build, start arubug dev
 	./$(BIN) dev
+
+widget: ## rebuild the widget bundles in siteapp-js/dist (committed; CI checks they are current)
+	cd siteapp-js && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 build: ## build bin/arubug and bin/arubug-load
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/arubug
@@ -32,8 +35,9 @@ test: deps-test lint rules-test test-go fuzz test-browser ## install test depend
 test-go: ## Go tests (unit, ClickHouse integration, end-to-end with the real binary)
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-test-browser: build ## posthog-js against the collector in headless Chromium
+test-browser: build ## widget unit and browser tests; posthog-js against the collector in headless Chromium
 	cd siteapp-js && npm ci --no-audit --no-fund --loglevel=error
+	cd siteapp-js && npm run --silent check-build
 	cd siteapp-js && ARUBUG_BIN=$(CURDIR)/$(BIN) node --test --test-reporter=spec test/
 
 rules-test: build ## check the routing rules and run their test cases
