@@ -34,6 +34,8 @@ import (
 	"github.com/arubug/arubug/internal/server"
 	"github.com/arubug/arubug/internal/spool"
 	"github.com/arubug/arubug/internal/triage"
+	"github.com/arubug/arubug/internal/widget"
+	siteappjs "github.com/arubug/arubug/siteapp-js"
 )
 
 // devToken is the project token `arubug dev` accepts when none is set.
@@ -273,9 +275,14 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		<-drained
 		return err
 	}
+	demoToken := ""
+	if name == "dev" {
+		demoToken = projects[0].Token
+	}
+	widgets := widget.New(widget.Config{Files: siteappjs.Files, Version: siteappjs.Version, DemoToken: demoToken})
 	handler := server.New(server.Options{
 		Capture: cap,
-		Mounts:  []func(chi.Router){adminAPI.Mount},
+		Mounts:  []func(chi.Router){adminAPI.Mount, widgets.Mount},
 		Checks: []server.Check{
 			{Name: "clickhouse", Fn: st.ping},
 			{Name: "spool", Fn: func(context.Context) error {
@@ -407,6 +414,7 @@ func printDevBanner(w io.Writer, addr string, projects []bugreport.Project, toke
   Readiness          %[1]s/_ready
   Metrics            %[1]s/metrics
 
+  Demo page          %[1]s/demo        (the bug-report widget on a page; try it)
   Admin API          %[1]s/api/v1/teams  (Authorization: Bearer <token in %[3]s>)
 
   Try it:

@@ -1,0 +1,57 @@
+package widget
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/go-chi/chi/v5"
+)
+
+func TestServesVersionedBundlesAndDemo(t *testing.T) {
+	h := New(Config{Files: fstest.MapFS{
+		"arubug.js":   {Data: []byte("/*widget*/")},
+		"site-app.js": {Data: []byte("export function inject(){}")},
+		"plugin.json": {Data: []byte(`{}`)},
+	}, Version: "abc123", DemoToken: `phc_demo"<x>`})
+	r := chi.NewRouter()
+	h.Mount(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	get := func(path string) (*http.Response, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	tests := []struct {
+		path, status, cache, body string
+	}{
+		{"/static/arubug/abc123/arubug.js", "200", "immutable", "/*widget*/"},
+		{"/static/arubug/latest/arubug.js", "200", "max-age=300", "/*widget*/"},
+		{"/static/arubug/abc123/site-app.js", "200", "immutable", "inject"},
+		{"/static/arubug/old999/arubug.js", "404", "", "current version is abc123"},
+		{"/static/arubug/abc123/../../etc/passwd", "404", "", ""},
+		{"/static/arubug/abc123/secret.go", "404", "", ""},
+	}
+	for _, tt := range tests {
+		resp, body := get(tt.path)
+		if got := resp.Status[:3]; got != tt.status || !strings.Contains(resp.Header.Get("Cache-Control"), tt.cache) || !strings.Contains(body, tt.body) {
+			t.Errorf("GET %s: %s cache %q body %q", tt.path, resp.Status, resp.Header.Get("Cache-Control"), body)
+		}
+	}
+	resp, body := get("/demo")
+	if resp.StatusCode != 200 || !strings.Contains(body, `src="/static/arubug/abc123/arubug.js"`) ||
+		strings.Contains(body, `"<x>`) || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Errorf("demo: %d %s\n%s", resp.StatusCode, resp.Header, body)
+	}
+	if strings.Contains(body, "<script>") {
+		t.Error("the demo page has an inline script, which its own CSP forbids")
+	}
+}

@@ -1,0 +1,27 @@
+// Package siteappjs embeds the built bug-report widget (dist/, produced by
+// `make widget` and checked by CI) so that the collector can serve it.
+package siteappjs
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+)
+
+//go:embed dist/arubug.js dist/site-app.js dist/plugin.json
+var dist embed.FS
+
+// Files holds the bundles at their root: arubug.js, site-app.js, plugin.json.
+var Files, _ = fs.Sub(dist, "dist")
+
+// Version is a hash of the bundles' content: it changes whenever they do,
+// so URLs that carry it can be cached for good.
+var Version = func() string {
+	h := sha256.New()
+	for _, name := range []string{"arubug.js", "site-app.js", "plugin.json"} {
+		b, _ := fs.ReadFile(Files, name)
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}()
