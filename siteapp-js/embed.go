@@ -9,17 +9,18 @@ import (
 	"io/fs"
 )
 
-//go:embed dist/arubug.js dist/site-app.js dist/plugin.json
+//go:embed dist/arubug.js dist/site-app.js dist/site-app-loader.js dist/plugin.json
 var dist embed.FS
 
-// Files holds the bundles at their root: arubug.js, site-app.js, plugin.json.
+// Files holds the bundles at their root: arubug.js, site-app.js,
+// site-app-loader.js, plugin.json.
 var Files, _ = fs.Sub(dist, "dist")
 
 // Version is a hash of the bundles' content: it changes whenever they do,
 // so URLs that carry it can be cached for good.
 var Version = func() string {
 	h := sha256.New()
-	for _, name := range []string{"arubug.js", "site-app.js", "plugin.json"} {
+	for _, name := range []string{"arubug.js", "site-app.js", "site-app-loader.js", "plugin.json"} {
 		b, _ := fs.ReadFile(Files, name)
 		h.Write(b)
 	}

@@ -245,6 +245,11 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		})
 	}()
 
+	demoToken := ""
+	if name == "dev" {
+		demoToken = projects[0].Token
+	}
+	widgets := widget.New(widget.Config{Files: siteappjs.Files, Version: siteappjs.Version, DemoToken: demoToken})
 	cap, err := capture.New(capture.Config{
 		Sink:              notifyingSink{sp, worker.Notify},
 		Projects:          projects,
@@ -253,8 +258,14 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		TrustForwardedFor: cfg.TrustForwardedFor,
 		BugReportsPerIP:   cfg.BugReportsPerIP,
 		BugReportsPerUser: cfg.BugReportsPerUser,
-		Logger:            log.With("component", "capture"),
-		Registerer:        reg,
+		SiteApps: func(token string) []capture.SiteApp {
+			if !cfg.SiteApp {
+				return nil
+			}
+			return []capture.SiteApp{{ID: widget.SiteAppID, URL: widgets.SiteAppPath(token)}}
+		},
+		Logger:     log.With("component", "capture"),
+		Registerer: reg,
 	})
 	if err != nil {
 		stopDrain()
@@ -275,11 +286,6 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		<-drained
 		return err
 	}
-	demoToken := ""
-	if name == "dev" {
-		demoToken = projects[0].Token
-	}
-	widgets := widget.New(widget.Config{Files: siteappjs.Files, Version: siteappjs.Version, DemoToken: demoToken})
 	handler := server.New(server.Options{
 		Capture: cap,
 		Mounts:  []func(chi.Router){adminAPI.Mount, widgets.Mount},

@@ -12,7 +12,13 @@ import (
 // remoteConfig is the minimal answer to posthog-js's start-up config call:
 // no feature flags, no session recording, gzip accepted. With it the
 // unmodified library runs against Arubug and sends its events here.
-func remoteConfig(token string) map[string]any {
+func (h *Handler) remoteConfig(token string) map[string]any {
+	apps := []any{}
+	if h.siteApps != nil {
+		for _, a := range h.siteApps(token) {
+			apps = append(apps, map[string]string{"id": a.ID, "url": a.URL})
+		}
+	}
 	return map[string]any{
 		"token":                 token,
 		"supportedCompression":  []string{"gzip-js", "gzip", "lz64"},
@@ -28,7 +34,7 @@ func remoteConfig(token string) map[string]any {
 		// "surveys" is left out on purpose: posthog-js loads its surveys
 		// script from api_host whenever the key is present, even as false.
 		"defaultIdentifiedOnly": true,
-		"siteApps":              []any{},
+		"siteApps":              apps,
 	}
 }
 
@@ -49,7 +55,7 @@ func (h *Handler) serveRemoteConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_ = json.NewEncoder(w).Encode(remoteConfig(token))
+	_ = json.NewEncoder(w).Encode(h.remoteConfig(token))
 }
 
 func (h *Handler) serveRemoteConfigJS(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +63,7 @@ func (h *Handler) serveRemoteConfigJS(w http.ResponseWriter, r *http.Request) {
 	if !h.knownToken(w, r, token) {
 		return
 	}
-	cfg, _ := json.Marshal(remoteConfig(token))
+	cfg, _ := json.Marshal(h.remoteConfig(token))
 	key, _ := json.Marshal(token)
 	var b strings.Builder
 	b.WriteString("(function() {\n  window._POSTHOG_REMOTE_CONFIG = window._POSTHOG_REMOTE_CONFIG || {};\n  window._POSTHOG_REMOTE_CONFIG[")

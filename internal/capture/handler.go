@@ -34,9 +34,18 @@ type Config struct {
 	// accepted per minute from one client IP and one distinct_id (per
 	// project), so a script cannot flood the team queues; 0 is no limit.
 	BugReportsPerIP, BugReportsPerUser int
-	Now                                func() time.Time
-	Logger                             *slog.Logger
-	Registerer                         prometheus.Registerer
+	// SiteApps lists the site apps posthog-js should load for a project
+	// (with opt_in_site_apps); URLs are relative to its api_host.
+	SiteApps   func(token string) []SiteApp
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// SiteApp is a site app posthog-js loads from the collector.
+type SiteApp struct {
+	ID  string
+	URL string
 }
 
 // Handler serves the capture routes.
@@ -48,6 +57,7 @@ type Handler struct {
 	trustXFF bool
 	perIP    *ratelimit.Limiter
 	perUser  *ratelimit.Limiter
+	siteApps func(token string) []SiteApp
 	now      func() time.Time
 	log      *slog.Logger
 	m        *metrics
@@ -115,6 +125,7 @@ func New(cfg Config) (*Handler, error) {
 		now:      cfg.Now,
 		log:      cfg.Logger,
 		m:        m,
+		siteApps: cfg.SiteApps,
 	}
 	if cfg.BugReportsPerIP > 0 {
 		h.perIP = ratelimit.New(cfg.BugReportsPerIP, cfg.BugReportsPerIP, 100000, cfg.Now)

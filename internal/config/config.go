@@ -45,6 +45,7 @@ type Config struct {
 	TrustForwardedFor bool
 	BugReportsPerIP   int
 	BugReportsPerUser int
+	SiteApp           bool
 
 	PprofAddr string
 
@@ -122,6 +123,7 @@ func (c *Config) settings() []setting {
 		{key: "pprof_addr", usage: "serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", value: stringValue{&c.PprofAddr}},
 		{key: "max_in_flight", usage: "capture requests decoded at once; past it capture answers 503", value: intValue{&c.MaxInFlight}},
 		{key: "trust_forwarded_for", usage: "take the client IP from X-Forwarded-For (only behind a proxy that sets it)", value: boolValue{&c.TrustForwardedFor}},
+		{key: "site_app", usage: "list the bug-report widget as a site app in posthog-js's remote config; turn on only where posthog-js runs with opt_in_site_apps: true (posthog-js logs an error otherwise)", value: boolValue{&c.SiteApp}},
 		{key: "bug_reports_per_ip", usage: "$bug_report events accepted per minute from one client IP (0 = no limit); over it capture answers 429", value: intValue{&c.BugReportsPerIP}},
 		{key: "bug_reports_per_user", usage: "$bug_report events accepted per minute from one distinct_id (0 = no limit)", value: intValue{&c.BugReportsPerUser}},
 		{key: "max_body_bytes", usage: "largest request body on /e, /capture, /track, /engage, /i/v0/e", value: bytesValue{&l.MaxBodyBytes}},

@@ -3,9 +3,11 @@
 package widget
 
 import (
+	"encoding/json"
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -31,12 +33,22 @@ type Handler struct{ cfg Config }
 // New returns a Handler.
 func New(cfg Config) *Handler { return &Handler{cfg: cfg} }
 
+// SiteAppID is the id posthog-js knows the widget's site app by.
+const SiteAppID = "arubug"
+
+// SiteAppPath is the path posthog-js loads the site app from (relative to
+// its api_host) for a project token.
+func (h *Handler) SiteAppPath(token string) string {
+	return "/site_app/" + SiteAppID + "/" + url.PathEscape(token) + "/" + h.cfg.Version
+}
+
 // ScriptPath is the versioned path of the standalone script.
 func (h *Handler) ScriptPath() string { return "/static/arubug/" + h.cfg.Version + "/arubug.js" }
 
 // Mount registers the routes.
 func (h *Handler) Mount(r chi.Router) {
 	r.Get("/static/arubug/{version}/{file}", h.serveFile)
+	r.Get("/site_app/"+SiteAppID+"/{token}/{version}", h.serveSiteApp)
 	if h.cfg.DemoToken != "" {
 		r.Get("/demo", h.serveDemo)
 		r.Get("/demo/app.js", h.serveDemoApp)
@@ -70,6 +82,28 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request) {
 		// The version is the content's hash: this URL never changes content.
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
+	_, _ = w.Write(b)
+}
+
+// serveSiteApp serves the site app as posthog-js loads it: a classic
+// script, cross-origin, that finds posthog-js's instance by the app's id.
+func (h *Handler) serveSiteApp(w http.ResponseWriter, r *http.Request) {
+	if chi.URLParam(r, "version") != h.cfg.Version {
+		httperr.Write(w, bugreport.Errorf(bugreport.ENOTFOUND, "not_found", "no such site app version; the current version is %s", h.cfg.Version))
+		return
+	}
+	b, err := fs.ReadFile(h.cfg.Files, "site-app-loader.js")
+	if err != nil {
+		httperr.Write(w, err)
+		return
+	}
+	// json.Marshal escapes <, > and &, so nothing here can end the script.
+	boot, _ := json.Marshal(map[string]any{"id": SiteAppID, "config": map[string]any{}})
+	w.Header().Set("Content-Type", "application/javascript; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	_, _ = w.Write([]byte("window.__arubug_site_app=" + string(boot) + ";\n"))
 	_, _ = w.Write(b)
 }
 

@@ -13,9 +13,10 @@ import (
 
 func TestServesVersionedBundlesAndDemo(t *testing.T) {
 	h := New(Config{Files: fstest.MapFS{
-		"arubug.js":   {Data: []byte("/*widget*/")},
-		"site-app.js": {Data: []byte("export function inject(){}")},
-		"plugin.json": {Data: []byte(`{}`)},
+		"arubug.js":          {Data: []byte("/*widget*/")},
+		"site-app.js":        {Data: []byte("export function inject(){}")},
+		"plugin.json":        {Data: []byte(`{}`)},
+		"site-app-loader.js": {Data: []byte("/*loader*/")},
 	}, Version: "abc123", DemoToken: `phc_demo"<x>`})
 	r := chi.NewRouter()
 	h.Mount(r)
@@ -46,7 +47,15 @@ func TestServesVersionedBundlesAndDemo(t *testing.T) {
 			t.Errorf("GET %s: %s cache %q body %q", tt.path, resp.Status, resp.Header.Get("Cache-Control"), body)
 		}
 	}
-	resp, body := get("/demo")
+	resp, body := get(h.SiteAppPath("phc_x"))
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, `window.__arubug_site_app={"config":{},"id":"arubug"};`) ||
+		!strings.Contains(body, "/*loader*/") || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("site app: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := get("/site_app/arubug/phc_x/oldversion"); resp.StatusCode != 404 {
+		t.Errorf("old site app version: %d", resp.StatusCode)
+	}
+	resp, body = get("/demo")
 	if resp.StatusCode != 200 || !strings.Contains(body, `src="/static/arubug/abc123/arubug.js"`) ||
 		strings.Contains(body, `"<x>`) || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
 		t.Errorf("demo: %d %s\n%s", resp.StatusCode, resp.Header, body)
