@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,8 @@ import { chromium } from 'playwright-core';
 
 const BIN = process.env.ARUBUG_BIN;
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+// Screenshots of each state, for a person to look at after a run.
+const SHOTS = new URL('../build/screenshots', import.meta.url).pathname;
 const RULES = new URL('../../routing-rules/rules.yaml', import.meta.url).pathname;
 
 function freePort() {
@@ -70,7 +72,8 @@ test('a report typed into the demo page is triaged with its context', async () =
   const receipt = page.getByText(/Report ID/);
   await receipt.waitFor({ timeout: 15000 });
   const id = (await page.locator('code').first().textContent()).trim();
-  await page.screenshot({ path: join(tmpdir(), 'arubug-demo-receipt.png') });
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, 'demo-receipt.png') });
   assert.deepEqual(cspViolations, [], 'the widget broke the page\'s Content-Security-Policy');
 
   const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();

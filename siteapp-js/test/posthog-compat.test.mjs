@@ -33,7 +33,7 @@ const { chromium } = require('playwright-core');
 const TOKEN = 'phc_e2e';
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CLICKHOUSE_CLIENT = process.env.CLICKHOUSE_CLIENT || 'clickhouse-client';
-const SCREENSHOT = process.env.E2E_SCREENSHOT || '/tmp/posthogjs-e2e.png';
+const SCREENSHOT = process.env.E2E_SCREENSHOT || new URL('../build/screenshots/posthog-js-page.png', import.meta.url).pathname;
 const POSTHOG_DIR = dirname(require.resolve('posthog-js/package.json'));
 const POSTHOG_VERSION = JSON.parse(readFileSync(join(POSTHOG_DIR, 'package.json'), 'utf8')).version;
 // array.full.js is posthog-js's standalone browser build with every extension

@@ -11,7 +11,7 @@ import * as esbuild from 'esbuild';
 
 const require = createRequire(import.meta.url);
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SHOT = process.env.WIDGET_SCREENSHOT || '/tmp/arubug-widget.png';
+const SHOT = process.env.WIDGET_SCREENSHOT || new URL('../../build/screenshots/widget-receipt.png', import.meta.url).pathname;
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 let server, browser, base;
