@@ -290,11 +290,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		level = slog.LevelWarn
 	}
 	h.log.Log(r.Context(), level, "capture request rejected", "path", r.URL.Path, "code", e.Code, "reason", e.Reason, "err", err)
-	WriteError(w, e)
+	httperr.Write(w, e)
 }
-
-// WriteError writes e as PostHog-style JSON; see httperr.Write.
-func WriteError(w http.ResponseWriter, e *bugreport.Error) { httperr.Write(w, e) }
 
 func clientIP(r *http.Request, trustXFF bool) string {
 	if trustXFF {

@@ -4,7 +4,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/arubug/arubug/internal/bugreport"
 	"github.com/arubug/arubug/internal/capture"
+	"github.com/arubug/arubug/internal/httperr"
 )
 
 // Check is one readiness check; a nil error means ready.
@@ -80,7 +80,7 @@ func New(o Options) http.Handler {
 		m(r)
 	}
 	r.Get("/_health", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": o.Version})
+		httperr.JSON(w, http.StatusOK, map[string]any{"status": "ok", "version": o.Version})
 	})
 	r.Get("/_ready", func(w http.ResponseWriter, req *http.Request) {
 		ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
@@ -95,11 +95,11 @@ func New(o Options) http.Handler {
 			}
 			checks[c.Name] = "ok"
 		}
-		writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
+		httperr.JSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": checks})
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
-		capture.WriteError(w, bugreport.Errorf(bugreport.ENOTFOUND, "not_found", "no such endpoint"))
+		httperr.Write(w, bugreport.Errorf(bugreport.ENOTFOUND, "not_found", "no such endpoint"))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -107,12 +107,6 @@ func New(o Options) http.Handler {
 		_, _ = w.Write([]byte(`{"type":"validation_error","code":"method_not_allowed","detail":"method not allowed on this endpoint"}`))
 	})
 	return r
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // recoverer turns a panic into a logged 500 so one bad request cannot take
@@ -129,7 +123,7 @@ func recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 						panic(v)
 					}
 					log.Error("panic serving request", "path", r.URL.Path, "panic", v)
-					capture.WriteError(w, &bugreport.Error{Code: bugreport.EINTERNAL, Reason: "internal", Message: "internal error"})
+					httperr.Write(w, &bugreport.Error{Code: bugreport.EINTERNAL, Reason: "internal", Message: "internal error"})
 				}
 			}()
 			next.ServeHTTP(w, r)
