@@ -212,6 +212,21 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		log.Warn("clickhouse is not reachable yet; events are kept in the spool until it is", "err", err)
 	}
 
+	selfURL := "http://" + loopbackAddr(ln.Addr().String())
+	zsync, err := startZendesk(ctx, name, cfg, st, sp, rules.Teams, selfURL, log, reg)
+	if err != nil {
+		return fmt.Errorf("zendesk: %w", err)
+	}
+	var onReport func(*bugreport.Report)
+	var tickets api.Tickets
+	mounts := []func(chi.Router){}
+	if zsync != nil {
+		defer zsync.close()
+		onReport = zsync.enqueue(log.With("component", "zendesk"))
+		tickets = zsync
+		mounts = append(mounts, zsync.mount)
+	}
+
 	worker, err := triage.New(triage.Config{
 		Store:          st,
 		Enricher:       st,
@@ -219,6 +234,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		Projects:       projects,
 		ReplayTemplate: cfg.ReplayTemplate,
 		Lookback:       cfg.TriageLookback,
+		OnReport:       onReport,
 		Logger:         log.With("component", "triage"),
 		Registerer:     reg,
 	})
@@ -228,6 +244,12 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	go worker.Run(bgCtx)
+	syncDone := make(chan struct{})
+	if zsync != nil {
+		go func() { defer close(syncDone); zsync.syncer.Run(bgCtx) }()
+	} else {
+		close(syncDone)
+	}
 	go rules.Watch(bgCtx, 2*time.Second)
 	go reloadOnSIGHUP(bgCtx, rules)
 
@@ -279,6 +301,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		Teams:        rules.Teams,
 		ProductAreas: rules.ProductAreas,
 		Reload:       rules.Reload,
+		Tickets:      tickets,
 		Logger:       log.With("component", "api"),
 	})
 	if err != nil {
@@ -288,7 +311,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	handler := server.New(server.Options{
 		Capture: cap,
-		Mounts:  []func(chi.Router){adminAPI.Mount, widgets.Mount},
+		Mounts:  append([]func(chi.Router){adminAPI.Mount, widgets.Mount}, mounts...),
 		Checks: []server.Check{
 			{Name: "clickhouse", Fn: st.ping},
 			{Name: "spool", Fn: func(context.Context) error {
@@ -330,7 +353,11 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	log.Info("arubug is serving", "addr", ln.Addr().String(), "version", versionString(), "projects", strings.Join(names, ","), "data_dir", cfg.DataDir)
 	if name == "dev" {
-		printDevBanner(stdout, ln.Addr().String(), projects, filepath.Join(cfg.DataDir, "admin-token"))
+		simURL := ""
+		if zsync != nil {
+			simURL = zsync.simURL
+		}
+		printDevBanner(stdout, ln.Addr().String(), projects, filepath.Join(cfg.DataDir, "admin-token"), simURL)
 	}
 
 	select {
@@ -345,6 +372,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		log.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	stopBackground()
+	<-syncDone
 	stopDrain()
 	<-drained
 	if err := sp.Close(); err != nil {
@@ -405,12 +433,21 @@ func reloadOnSIGHUP(ctx context.Context, rules *ruleset.Set) {
 	}
 }
 
-func printDevBanner(w io.Writer, addr string, projects []bugreport.Project, tokenFile string) {
+// loopbackAddr turns a listen address into one this machine can dial.
+func loopbackAddr(addr string) string {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	base := "http://" + net.JoinHostPort(host, port)
+	return net.JoinHostPort(host, port)
+}
+
+func printDevBanner(w io.Writer, addr string, projects []bugreport.Project, tokenFile, zendeskSim string) {
+	base := "http://" + loopbackAddr(addr)
+	zendeskLine := "Zendesk            " + "configured account (zendesk_url)"
+	if zendeskSim != "" {
+		zendeskLine = "Zendesk simulator  " + zendeskSim + "/_sim/   (no Zendesk account configured: tickets land here)"
+	}
 	fmt.Fprintf(w, `
   Arubug is running.
 
@@ -422,6 +459,7 @@ func printDevBanner(w io.Writer, addr string, projects []bugreport.Project, toke
 
   Demo page          %[1]s/demo        (the bug-report widget on a page; try it)
   Admin API          %[1]s/api/v1/teams  (Authorization: Bearer <token in %[3]s>)
+  %[4]s
 
   Try it:
     curl -s %[1]s/e/ -H 'Content-Type: application/json' -d '{"api_key":"%[2]s","event":"hello","distinct_id":"me"}'
@@ -431,7 +469,7 @@ func printDevBanner(w io.Writer, addr string, projects []bugreport.Project, toke
 
   Press Ctrl-C to stop.
 
-`, base, projects[0].Token, tokenFile)
+`, base, projects[0].Token, tokenFile, zendeskLine)
 }
 
 // devAdminToken returns the dev admin token kept in the data dir, creating

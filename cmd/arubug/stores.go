@@ -94,3 +94,59 @@ func (s *store) ReportsWithoutUsage(ctx context.Context, since time.Time, limit 
 	}
 	return db.ReportsWithoutUsage(ctx, since, limit)
 }
+
+func (s *store) TicketLink(ctx context.Context, id bugreport.UUID) (*bugreport.TicketLink, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return db.TicketLink(ctx, id)
+}
+
+func (s *store) SaveTicketLink(ctx context.Context, l *bugreport.TicketLink) error {
+	db, err := s.get(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	return db.SaveTicketLink(ctx, l)
+}
+
+func (s *store) ReportsToTicket(ctx context.Context, now time.Time, grace, lookback time.Duration, limit int) ([]bugreport.UUID, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.ReportsToTicket(ctx, now, grace, lookback, limit)
+}
+
+func (s *store) ProblemTicket(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (int64, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return db.ProblemTicket(ctx, project, fingerprint, since, exclude)
+}
+
+func (s *store) OpenTicketLinks(ctx context.Context, since time.Time, limit int) ([]*bugreport.TicketLink, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.OpenTicketLinks(ctx, since, limit)
+}
+
+func (s *store) Thread(ctx context.Context, r *bugreport.Report) ([]bugreport.Message, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return db.Thread(ctx, r.Project, r.ID, r.ReportedAt)
+}
+
+func (s *store) SaveTicketStatus(ctx context.Context, l *bugreport.TicketLink, status string, at time.Time) error {
+	db, err := s.get(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	return db.SaveTicketStatus(ctx, l, status, at)
+}

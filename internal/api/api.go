@@ -40,6 +40,8 @@ type Config struct {
 	AdminToken   string
 	Teams        func() []bugreport.Team
 	ProductAreas func() []bugreport.ProductArea
+	// Tickets is the Zendesk sync; nil when it is off.
+	Tickets Tickets
 	// Reload reloads the routing rules (POST /-/reload).
 	Reload func() error
 	Now    func() time.Time
@@ -73,6 +75,10 @@ func (a *API) Mount(r chi.Router) {
 		r.Get("/api/v1/reports/{id}", a.report)
 		r.Get("/api/v1/reports/{id}/screenshot", a.screenshot)
 		r.Post("/api/v1/reports/{id}/route", a.reroute)
+		r.Get("/api/v1/reports/{id}/thread", a.thread)
+		r.Post("/api/v1/reports/{id}/messages", a.message(true))
+		r.Post("/api/v1/reports/{id}/notes", a.message(false))
+		r.Post("/api/v1/reports/{id}/sync", a.retrySync)
 		r.Post("/-/reload", a.reload)
 	})
 }
@@ -210,7 +216,16 @@ func (a *API) report(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httperr.JSON(w, http.StatusOK, detail(rep))
+	d := detail(rep)
+	if a.cfg.Tickets != nil {
+		t, err := a.ticket(r.Context(), id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		d.Ticket = t
+	}
+	httperr.JSON(w, http.StatusOK, d)
 }
 
 func (a *API) screenshot(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +299,16 @@ func (a *API) reroute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.cfg.Logger.Info("report re-routed", "report", id.String(), "from", from, "to", team.Name)
-	httperr.JSON(w, http.StatusOK, detail(rep))
+	d := detail(rep)
+	if a.cfg.Tickets != nil {
+		t, err := a.ticket(r.Context(), id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		d.Ticket = t
+	}
+	httperr.JSON(w, http.StatusOK, d)
 }
 
 func orDefault(s, d string) string {

@@ -35,7 +35,9 @@ func summary(r *bugreport.Report) summaryJSON {
 
 type detailJSON struct {
 	summaryJSON
-	Description string `json:"description"`
+	// Ticket is the report's Zendesk ticket; absent when the sync is off.
+	Ticket      *ticketJSON `json:"ticket,omitempty"`
+	Description string      `json:"description"`
 	Reporter    struct {
 		DistinctID string `json:"distinct_id"`
 		Email      string `json:"email"`

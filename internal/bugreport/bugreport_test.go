@@ -36,3 +36,32 @@ func TestErrorCode(t *testing.T) {
 		t.Errorf("Error() = %q", e.Error())
 	}
 }
+
+func TestParseUUID(t *testing.T) {
+	want := UUID{0x01, 0x93, 0x5f, 0x2c, 0x7a, 0x00, 0x7b, 0x12, 0x8a, 0xbc, 0xde, 0xf0, 0x12, 0x34, 0x56, 0x78}
+	for _, tc := range []struct {
+		in      string
+		wantErr bool
+	}{
+		{"01935f2c-7a00-7b12-8abc-def012345678", false},
+		{"01935F2C-7A00-7B12-8ABC-DEF012345678", false},
+		{"01935f2c7a007b128abcdef012345678", true},
+		{"01935f2c-7a00-7b12-8abc-def01234567g", true},
+		{"01935f2c-7a00-7b12-8abc_def012345678", true},
+		{"", true},
+	} {
+		got, err := ParseUUID(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("ParseUUID(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if err == nil && got != want {
+			t.Errorf("ParseUUID(%q) = %s", tc.in, got)
+		}
+	}
+	b, _ := want.MarshalText()
+	var back UUID
+	if err := back.UnmarshalText(b); err != nil || back != want {
+		t.Fatalf("text round trip: %s, %v", back, err)
+	}
+}

@@ -6,6 +6,7 @@ package bugreport
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"time"
 )
 
@@ -30,6 +31,32 @@ func (u UUID) String() string {
 
 // IsZero reports whether u is the nil UUID.
 func (u UUID) IsZero() bool { return u == UUID{} }
+
+// MarshalText writes the canonical form, so JSON carries UUIDs as strings.
+func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
+// UnmarshalText reads the canonical hyphenated form.
+func (u *UUID) UnmarshalText(b []byte) error {
+	p, err := ParseUUID(string(b))
+	if err != nil {
+		return err
+	}
+	*u = p
+	return nil
+}
+
+// ParseUUID parses the canonical 36-character hyphenated form.
+func ParseUUID(s string) (UUID, error) {
+	var u UUID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, errors.New("invalid UUID: want the 36-character hyphenated form")
+	}
+	hexpart := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
+	if _, err := hex.Decode(u[:], []byte(hexpart)); err != nil {
+		return UUID{}, errors.New("invalid UUID: not hexadecimal")
+	}
+	return u, nil
+}
 
 // Event is one captured event after decoding and normalisation: the unit that
 // the spool stores and the events table holds. Properties, Set and SetOnce are

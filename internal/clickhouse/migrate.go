@@ -153,6 +153,45 @@ AS SELECT
 FROM events`,
 		},
 	},
+	{
+		Version: 4,
+		Name:    "ticket_links and ticket_status",
+		Statements: []string{
+			// The Zendesk ticket of each report and the state of its sync;
+			// one row per change, the highest version wins. Every instance
+			// reads it to find reports nobody has ticketed yet.
+			`CREATE TABLE IF NOT EXISTS ticket_links (
+	report_id UUID,
+	version UInt64,
+	project String,
+	reported_at DateTime,
+	ticket_id Int64,
+	problem_id Int64,
+	team String,
+	state String,
+	error String,
+	attempts UInt32,
+	updated_at DateTime
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(reported_at)
+ORDER BY (project, report_id)`,
+			// The ticket's Zendesk status, apart from the sync state so that
+			// the webhook and the syncer never overwrite each other's rows.
+			// The version is Zendesk's updated_at: a late delivery of an
+			// older status loses to the newer one.
+			`CREATE TABLE IF NOT EXISTS ticket_status (
+	report_id UUID,
+	version UInt64,
+	project String,
+	reported_at DateTime,
+	ticket_id Int64,
+	status String,
+	updated_at DateTime
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(reported_at)
+ORDER BY (project, report_id)`,
+		},
+	},
 }
 
 // Migrate applies the migrations not yet recorded in schema_migrations and

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -53,10 +56,39 @@ type Config struct {
 	ReplayTemplate string
 	TriageLookback time.Duration
 
+	Zendesk Zendesk
+
 	SpoolMaxBytes   int64
 	BatchEvents     int
 	FlushInterval   time.Duration
 	ShutdownTimeout time.Duration
+}
+
+// Zendesk configures the ticket sync. With no URL, serve does not sync and
+// dev runs the built-in Zendesk simulator.
+type Zendesk struct {
+	URL               string
+	Email             string
+	APIToken          Secret
+	OAuthToken        Secret
+	WebhookSecret     Secret
+	RequestsPerMinute int
+	Concurrency       int
+	// FallbackRequester is the requester of tickets from anonymous reporters.
+	FallbackRequester string
+	// CustomFields maps report fields (report_id, product_area, replay_url,
+	// severity, team) to Zendesk ticket field ids.
+	CustomFields []string
+	// Similar is what a report becomes when a similar report already has a
+	// ticket: "incident" (of the first ticket, made a problem), "comment"
+	// (a note on the existing ticket) or "off" (a ticket of its own).
+	Similar string
+	// SyncGrace is how long a report may wait for its instance to ticket it
+	// before any instance's reconciler does.
+	SyncGrace time.Duration
+	// CommentPollInterval is how often open tickets' comments are pulled to
+	// fill gaps left by missed webhooks.
+	CommentPollInterval time.Duration
 }
 
 // ProjectConfig is one project in the YAML file.
@@ -85,6 +117,14 @@ func Default() Config {
 		RulesFile:         "routing-rules/rules.yaml",
 		ReplayTemplate:    "{host}/project/{token}/replay/{session_id}?t={seconds}",
 		TriageLookback:    7 * 24 * time.Hour,
+		Zendesk: Zendesk{
+			RequestsPerMinute:   700,
+			Concurrency:         4,
+			FallbackRequester:   "anonymous-reporter@arubug.invalid",
+			Similar:             "incident",
+			SyncGrace:           2 * time.Minute,
+			CommentPollInterval: 5 * time.Minute,
+		},
 	}
 }
 
@@ -121,6 +161,18 @@ func (c *Config) settings() []setting {
 		{key: "replay_template", usage: "session-replay link template: {host} {token} {session_id} {seconds}", value: stringValue{&c.ReplayTemplate}},
 		{key: "triage_lookback", usage: "how old an untriaged bug report may be and still be picked up after a restart", value: durationValue{&c.TriageLookback}},
 		{key: "pprof_addr", usage: "serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); empty = off. Never expose it publicly", value: stringValue{&c.PprofAddr}},
+		{key: "zendesk_url", usage: "Zendesk account URL, e.g. https://acme.zendesk.com; empty: serve does not sync tickets, dev runs the built-in simulator", value: stringValue{&c.Zendesk.URL}},
+		{key: "zendesk_email", usage: "Zendesk agent email that owns zendesk_api_token", value: stringValue{&c.Zendesk.Email}},
+		{key: "zendesk_api_token", usage: "Zendesk API token (prefer ARUBUG_ZENDESK_API_TOKEN_FILE)", value: secretValue{&c.Zendesk.APIToken}, secret: true},
+		{key: "zendesk_oauth_token", usage: "Zendesk OAuth access token, used instead of email + API token", value: secretValue{&c.Zendesk.OAuthToken}, secret: true},
+		{key: "zendesk_webhook_secret", usage: "signing secret of the Zendesk webhook that posts to /webhooks/zendesk (printed to a file by 'arubug zendesk setup')", value: secretValue{&c.Zendesk.WebhookSecret}, secret: true},
+		{key: "zendesk_requests_per_minute", usage: "Zendesk API requests per minute this instance may send (your plan's limit divided by the number of instances)", value: intValue{&c.Zendesk.RequestsPerMinute}},
+		{key: "zendesk_concurrency", usage: "reports synced to Zendesk at once", value: intValue{&c.Zendesk.Concurrency}},
+		{key: "zendesk_fallback_requester", usage: "requester email of tickets from anonymous reporters", value: stringValue{&c.Zendesk.FallbackRequester}},
+		{key: "zendesk_custom_fields", usage: "comma-separated report_field=zendesk_field_id pairs; fields: report_id, product_area, replay_url, severity, team", value: listValue{&c.Zendesk.CustomFields}},
+		{key: "zendesk_similar", usage: "a report similar to an already ticketed one becomes: incident (of the first ticket), comment (on it) or off (its own ticket)", value: stringValue{&c.Zendesk.Similar}},
+		{key: "zendesk_sync_grace", usage: "how long a report waits for the instance that triaged it before any instance tickets it", value: durationValue{&c.Zendesk.SyncGrace}},
+		{key: "zendesk_comment_poll_interval", usage: "how often open tickets' comments are pulled to fill gaps from missed webhooks", value: durationValue{&c.Zendesk.CommentPollInterval}},
 		{key: "max_in_flight", usage: "capture requests decoded at once; past it capture answers 503", value: intValue{&c.MaxInFlight}},
 		{key: "trust_forwarded_for", usage: "take the client IP from X-Forwarded-For (only behind a proxy that sets it)", value: boolValue{&c.TrustForwardedFor}},
 		{key: "site_app", usage: "list the bug-report widget as a site app in posthog-js's remote config; turn on only where posthog-js runs with opt_in_site_apps: true (posthog-js logs an error otherwise)", value: boolValue{&c.SiteApp}},
@@ -331,7 +383,66 @@ func (c *Config) Validate() error {
 	if c.MaxInFlight <= 0 {
 		add("max_in_flight must be positive")
 	}
+	errs = append(errs, c.Zendesk.validate()...)
 	return errors.Join(errs...)
+}
+
+func (z Zendesk) validate() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if z.URL != "" {
+		if u, err := url.Parse(z.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("zendesk_url %q must be like https://acme.zendesk.com", z.URL)
+		}
+		if z.OAuthToken == "" && (z.Email == "" || z.APIToken == "") {
+			add("zendesk_url is set: set zendesk_email and zendesk_api_token, or zendesk_oauth_token")
+		}
+		if z.WebhookSecret == "" {
+			add("zendesk_url is set: set zendesk_webhook_secret (run 'arubug zendesk setup' to create the webhook and get it)")
+		}
+	}
+	if z.RequestsPerMinute <= 0 {
+		add("zendesk_requests_per_minute must be positive")
+	}
+	if z.Concurrency <= 0 || z.Concurrency > 64 {
+		add("zendesk_concurrency must be between 1 and 64")
+	}
+	if !strings.Contains(z.FallbackRequester, "@") {
+		add("zendesk_fallback_requester %q must be an email address", z.FallbackRequester)
+	}
+	if _, err := z.CustomFieldIDs(); err != nil {
+		errs = append(errs, err)
+	}
+	switch z.Similar {
+	case "incident", "comment", "off":
+	default:
+		add("zendesk_similar %q must be incident, comment or off", z.Similar)
+	}
+	if z.SyncGrace < 10*time.Second {
+		add("zendesk_sync_grace must be at least 10s")
+	}
+	if z.CommentPollInterval < 10*time.Second {
+		add("zendesk_comment_poll_interval must be at least 10s")
+	}
+	return errs
+}
+
+// CustomFieldFields are the report fields that can fill Zendesk custom fields.
+var CustomFieldFields = []string{"report_id", "product_area", "replay_url", "severity", "team"}
+
+// CustomFieldIDs parses CustomFields into report field → Zendesk field id.
+func (z Zendesk) CustomFieldIDs() (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, pair := range z.CustomFields {
+		name, id, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64)
+		name = strings.TrimSpace(name)
+		if !ok || err != nil || n <= 0 || !slices.Contains(CustomFieldFields, name) {
+			return nil, fmt.Errorf("zendesk_custom_fields: %q must be field=id with field one of %s and id a positive number", pair, strings.Join(CustomFieldFields, ", "))
+		}
+		out[name] = n
+	}
+	return out, nil
 }
 
 // ProjectList merges the file's projects and the quick tokens, checking that

@@ -401,6 +401,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	case len(seg) == 2 && seg[0] == "webhooks":
 		ep = endpoint{
 			"GET":    func() { s.showWebhook(w, seg[1]) },
+			"PUT":    func() { s.updateWebhook(w, seg[1], body, false) },
+			"PATCH":  func() { s.updateWebhook(w, seg[1], body, true) },
 			"DELETE": func() { s.deleteWebhook(w, seg[1]) },
 		}
 	case len(seg) == 3 && seg[0] == "webhooks" && seg[2] == "signing_secret":
@@ -409,6 +411,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 		ep = endpoint{
 			"GET":  func() { s.listTriggers(w, r) },
 			"POST": func() { s.createTrigger(w, r, body) },
+		}
+	case len(seg) == 2 && seg[0] == "triggers":
+		id, ok := parseID(seg[1])
+		if !ok {
+			break
+		}
+		ep = endpoint{
+			"GET":    func() { s.showTrigger(w, id) },
+			"PUT":    func() { s.updateTrigger(w, id, body) },
+			"DELETE": func() { s.deleteTrigger(w, id) },
 		}
 	}
 	if ep == nil {

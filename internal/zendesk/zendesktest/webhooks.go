@@ -142,34 +142,8 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, body []by
 	if !decodeRoot(w, body, "webhook", &in) {
 		return
 	}
-	if in.HTTPMethod == "" {
-		in.HTTPMethod = "POST"
-	}
-	if in.RequestFormat == "" {
-		in.RequestFormat = "json"
-	}
-	if in.Status == "" {
-		in.Status = "active"
-	}
-	u, err := url.Parse(in.Endpoint)
-	switch {
-	case strings.TrimSpace(in.Name) == "":
-		webhookError(w, http.StatusBadRequest, "InvalidValue", "Name can't be blank", "/webhook/name")
-		return
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		webhookError(w, http.StatusBadRequest, "InvalidValue", "Endpoint is not a valid URL", "/webhook/endpoint")
-		return
-	case !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, in.HTTPMethod):
-		webhookError(w, http.StatusBadRequest, "InvalidValue", "Http method is invalid", "/webhook/http_method")
-		return
-	case !slices.Contains([]string{"json", "xml", "form_encoded"}, in.RequestFormat):
-		webhookError(w, http.StatusBadRequest, "InvalidValue", "Request format is invalid", "/webhook/request_format")
-		return
-	case in.Status != "active" && in.Status != "inactive":
-		webhookError(w, http.StatusBadRequest, "InvalidValue", "Status is invalid", "/webhook/status")
-		return
-	case len(in.Subscriptions) == 0:
-		webhookError(w, http.StatusBadRequest, "InvalidValue", "Subscriptions can't be blank", "/webhook/subscriptions")
+	defaultWebhook(&in)
+	if !validWebhook(w, &in) {
 		return
 	}
 	var sb [32]byte
@@ -185,6 +159,90 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, body []by
 	s.hookOrder = append(s.hookOrder, h.ID)
 	w.Header().Set("Location", baseURL(r)+"/api/v2/webhooks/"+h.ID)
 	writeJSON(w, http.StatusCreated, map[string]any{"webhook": h.public()})
+}
+
+func defaultWebhook(in *Webhook) {
+	if in.HTTPMethod == "" {
+		in.HTTPMethod = "POST"
+	}
+	if in.RequestFormat == "" {
+		in.RequestFormat = "json"
+	}
+	if in.Status == "" {
+		in.Status = "active"
+	}
+}
+
+// validWebhook answers 400 in the webhooks API's style and reports false when in is invalid.
+func validWebhook(w http.ResponseWriter, in *Webhook) bool {
+	u, err := url.Parse(in.Endpoint)
+	switch {
+	case strings.TrimSpace(in.Name) == "":
+		webhookError(w, http.StatusBadRequest, "InvalidValue", "Name can't be blank", "/webhook/name")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		webhookError(w, http.StatusBadRequest, "InvalidValue", "Endpoint is not a valid URL", "/webhook/endpoint")
+	case !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, in.HTTPMethod):
+		webhookError(w, http.StatusBadRequest, "InvalidValue", "Http method is invalid", "/webhook/http_method")
+	case !slices.Contains([]string{"json", "xml", "form_encoded"}, in.RequestFormat):
+		webhookError(w, http.StatusBadRequest, "InvalidValue", "Request format is invalid", "/webhook/request_format")
+	case in.Status != "active" && in.Status != "inactive":
+		webhookError(w, http.StatusBadRequest, "InvalidValue", "Status is invalid", "/webhook/status")
+	case len(in.Subscriptions) == 0:
+		webhookError(w, http.StatusBadRequest, "InvalidValue", "Subscriptions can't be blank", "/webhook/subscriptions")
+	default:
+		return true
+	}
+	return false
+}
+
+// updateWebhook serves PUT (replace the webhook's settings) and PATCH (a JSON merge patch
+// of them). Both answer 204 No Content, as Zendesk does; the id, the signing secret and
+// created_at are kept.
+func (s *Server) updateWebhook(w http.ResponseWriter, id string, body []byte, patch bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.webhooks[id]
+	if !ok {
+		webhookError(w, http.StatusNotFound, "WebhookNotFound", "Webhook "+id+" not found", "")
+		return
+	}
+	var in Webhook
+	if patch {
+		in = *h
+		in.Subscriptions = slices.Clone(h.Subscriptions)
+		var env struct {
+			Webhook map[string]json.RawMessage `json:"webhook"`
+		}
+		if err := json.Unmarshal(body, &env); err != nil || env.Webhook == nil {
+			webhookError(w, http.StatusBadRequest, "InvalidValue", "webhook is missing or not an object", "/webhook")
+			return
+		}
+		cur, _ := json.Marshal(&in)
+		var merged map[string]json.RawMessage
+		json.Unmarshal(cur, &merged)
+		for k, v := range env.Webhook {
+			if string(v) == "null" {
+				delete(merged, k)
+			} else {
+				merged[k] = v
+			}
+		}
+		b, _ := json.Marshal(merged)
+		in = Webhook{}
+		if err := json.Unmarshal(b, &in); err != nil {
+			webhookError(w, http.StatusBadRequest, "InvalidValue", "Invalid webhook: "+err.Error(), "/webhook")
+			return
+		}
+	} else if !decodeRoot(w, body, "webhook", &in) {
+		return
+	}
+	defaultWebhook(&in)
+	if !validWebhook(w, &in) {
+		return
+	}
+	in.ID, in.secret, in.CreatedAt, in.UpdatedAt = h.ID, h.secret, h.CreatedAt, s.now()
+	*h = in
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
@@ -322,6 +380,112 @@ func (s *Server) listTriggers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"triggers": out, "next_page": nil, "previous_page": nil, "count": len(out)})
 }
 
+func (s *Server) showTrigger(w http.ResponseWriter, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.triggers[id]
+	if !ok {
+		writeError(w, http.StatusNotFound, "RecordNotFound", "Not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"trigger": t})
+}
+
+// updateTrigger changes the fields present in the request (title, active, position,
+// conditions, actions), validating like create: 422 RecordInvalid, 404 RecordNotFound.
+func (s *Server) updateTrigger(w http.ResponseWriter, id int64, body []byte) {
+	var in struct {
+		Title      *string            `json:"title"`
+		Active     *bool              `json:"active"`
+		Position   *int               `json:"position"`
+		Conditions *TriggerConditions `json:"conditions"`
+		Actions    *[]TriggerAction   `json:"actions"`
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.triggers[id]
+	if !ok {
+		writeError(w, http.StatusNotFound, "RecordNotFound", "Not found")
+		return
+	}
+	if !decodeRoot(w, body, "trigger", &in) {
+		return
+	}
+	v := verrs{}
+	if in.Title != nil && strings.TrimSpace(*in.Title) == "" {
+		v.add("title", "Title: cannot be blank", "BlankValue")
+	}
+	if in.Actions != nil {
+		if len(*in.Actions) == 0 {
+			v.add("actions", "Actions: cannot be blank", "BlankValue")
+		}
+		for _, a := range *in.Actions {
+			if a.Field != "notification_webhook" {
+				continue
+			}
+			hid, _, ok := webhookAction(a)
+			if !ok || s.webhooks[hid] == nil {
+				v.add("base", "Notify by webhook: invalid webhook", "InvalidValue")
+			}
+		}
+	}
+	if len(v) > 0 {
+		v.write(w)
+		return
+	}
+	if in.Title != nil {
+		t.Title = *in.Title
+	}
+	if in.Active != nil {
+		t.Active = *in.Active
+	}
+	if in.Position != nil && *in.Position > 0 {
+		t.Position = *in.Position
+	}
+	if in.Conditions != nil {
+		t.Conditions = *in.Conditions
+		if t.Conditions.All == nil {
+			t.Conditions.All = []TriggerCondition{}
+		}
+		if t.Conditions.Any == nil {
+			t.Conditions.Any = []TriggerCondition{}
+		}
+	}
+	if in.Actions != nil {
+		t.Actions = *in.Actions
+	}
+	t.UpdatedAt = s.now()
+	writeJSON(w, http.StatusOK, map[string]any{"trigger": t})
+}
+
+func (s *Server) deleteTrigger(w http.ResponseWriter, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.triggers[id]; !ok {
+		writeError(w, http.StatusNotFound, "RecordNotFound", "Not found")
+		return
+	}
+	delete(s.triggers, id)
+	s.trigOrder = slices.DeleteFunc(s.trigOrder, func(x int64) bool { return x == id })
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Triggers returns a copy of the triggers in position order.
+func (s *Server) Triggers() []Trigger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []Trigger{}
+	for _, id := range s.trigOrder {
+		t := *s.triggers[id]
+		t.Conditions.All = slices.Clone(t.Conditions.All)
+		t.Conditions.Any = slices.Clone(t.Conditions.Any)
+		t.Actions = slices.Clone(t.Actions)
+		out = append(out, t)
+	}
+	slices.SortStableFunc(out, func(a, b Trigger) int { return a.Position - b.Position })
+	return out
+}
+
 // event describes a ticket create or update for trigger evaluation.
 type event struct {
 	updateType    string   // "Create" or "Change"
@@ -355,10 +519,27 @@ func (c TriggerCondition) matches(t *ticket, ev event) bool {
 	case "comment_is_public":
 		public := ev.comment != nil && ev.comment.Public
 		switch val {
-		case "true":
+		case "true", "requester_can_see_comment":
 			return public
 		case "false":
 			return !public
+		case "not_relevant": // "Comment is present (public or private)"
+			return ev.comment != nil
+		}
+	case "current_tags":
+		// The value is a space-separated list; includes means any of them.
+		hit := false
+		for _, tag := range strings.Fields(strings.ToLower(val)) {
+			if slices.Contains(t.Tags, tag) {
+				hit = true
+				break
+			}
+		}
+		switch c.Operator {
+		case "includes":
+			return hit
+		case "not_includes":
+			return !hit
 		}
 	}
 	return true
