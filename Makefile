@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 FUZZTIME ?= 10s
 
-.PHONY: help run build widget test test-go test-browser rules-test lint fuzz bench bench-load bench-triage deps-run deps-test clean
+.PHONY: help run build widget test test-go test-browser rules-test lint fuzz bench bench-load bench-triage bench-zendesk deps-run deps-test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ bench-load: build ## capture throughput vs the do-nothing handler and direct Cli
 
 bench-triage: build ## ack → routed latency of bug reports under background load
 	cmd/arubug-load/triage-bench.sh
+
+bench-zendesk: build ## ack → ticket latency with the Zendesk simulator at a 700 requests/min limit
+	cmd/arubug-load/zendesk-bench.sh
 
 deps-run: ## install clickhouse-server from the distribution if it is missing
 	@if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || [ -x /usr/bin/clickhouse-server ]; then \

@@ -222,9 +222,16 @@ type limiter struct {
 	until  time.Time
 }
 
+// newLimiter allows perMinute requests in any minute: Zendesk counts in
+// fixed one-minute windows, so the bucket refills at 95 % of the rate and
+// holds the other 5 % as its burst (rate × 60 s + burst = perMinute).
 func newLimiter(perMinute int) *limiter {
 	burst := max(1, perMinute/20)
-	return &limiter{bucket: rate.NewLimiter(rate.Limit(float64(perMinute)/60), burst)}
+	refill := float64(perMinute-burst) / 60
+	if refill <= 0 {
+		refill = float64(perMinute) / 60
+	}
+	return &limiter{bucket: rate.NewLimiter(rate.Limit(refill), burst)}
 }
 
 func (l *limiter) pause(d time.Duration) {

@@ -194,7 +194,7 @@ func NewSyncer(cfg SyncConfig) (*Syncer, error) {
 			created: prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_zendesk_tickets_created_total", Help: "Zendesk tickets created by this instance."}),
 			latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 				Name: "arubug_zendesk_ack_to_ticket_seconds", Help: "Time from the collector's receipt of a report to its Zendesk ticket.",
-				Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
+				Buckets: []float64{0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
 			}),
 			retries:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "arubug_zendesk_retries_total", Help: "Zendesk sync attempts that failed and will be retried, by reason."}, []string{"reason"}),
 			permanent:  prometheus.NewCounter(prometheus.CounterOpts{Name: "arubug_zendesk_permanent_failures_total", Help: "Reports whose sync failed permanently; retried only on request (POST /api/v1/reports/{id}/sync)."}),
