@@ -302,6 +302,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		ProductAreas: rules.ProductAreas,
 		Reload:       rules.Reload,
 		Tickets:      tickets,
+		Trends:       st,
 		Logger:       log.With("component", "api"),
 	})
 	if err != nil {

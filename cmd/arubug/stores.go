@@ -6,6 +6,7 @@ import (
 
 	"github.com/arubug/arubug/internal/bugreport"
 	"github.com/arubug/arubug/internal/enrich"
+	"github.com/arubug/arubug/internal/trends"
 )
 
 // The methods below let the triage worker and the API use the lazily
@@ -149,4 +150,20 @@ func (s *store) SaveTicketStatus(ctx context.Context, l *bugreport.TicketLink, s
 		return unavailable(err)
 	}
 	return db.SaveTicketStatus(ctx, l, status, at)
+}
+
+func (s *store) Trend(ctx context.Context, q trends.Query) (*trends.Result, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return trends.NewQuerier(db.Conn(), 10*time.Second).Trend(ctx, q)
+}
+
+func (s *store) Top(ctx context.Context, q trends.TopQuery) ([]bugreport.Count, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return trends.NewQuerier(db.Conn(), 10*time.Second).Top(ctx, q)
 }

@@ -42,6 +42,8 @@ type Config struct {
 	ProductAreas func() []bugreport.ProductArea
 	// Tickets is the Zendesk sync; nil when it is off.
 	Tickets Tickets
+	// Trends answers the trend and top-list queries.
+	Trends Trends
 	// Reload reloads the routing rules (POST /-/reload).
 	Reload func() error
 	Now    func() time.Time
@@ -79,6 +81,8 @@ func (a *API) Mount(r chi.Router) {
 		r.Post("/api/v1/reports/{id}/messages", a.message(true))
 		r.Post("/api/v1/reports/{id}/notes", a.message(false))
 		r.Post("/api/v1/reports/{id}/sync", a.retrySync)
+		r.Get("/api/v1/trends", a.trend)
+		r.Get("/api/v1/trends/top", a.top)
 		r.Post("/-/reload", a.reload)
 	})
 }
