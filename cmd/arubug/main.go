@@ -38,6 +38,7 @@ Commands:
             text logs, and the URLs to open printed at start
   migrate   apply the ClickHouse schema migrations and exit
   rules     check, test or replay the routing rules (arubug rules --help)
+  seed      fill ClickHouse with a synthetic history for demos (arubug seed --help)
   zendesk   set up the Zendesk webhook and triggers, or run the Zendesk simulator
             (arubug zendesk --help)
   version   print the version
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = migrateCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "rules":
 		err = rulesCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "seed":
+		err = seedCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "zendesk":
 		err = zendeskCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":

@@ -244,6 +244,9 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	go worker.Run(bgCtx)
+	if name == "dev" {
+		go seedDev(bgCtx, st, cfg, projects[0], rules.Rules(), log)
+	}
 	syncDone := make(chan struct{})
 	if zsync != nil {
 		go func() { defer close(syncDone); zsync.syncer.Run(bgCtx) }()

@@ -44,6 +44,7 @@ const (
 	SyncSynced   = "synced"   // ticket and internal note are in Zendesk
 	SyncFailed   = "failed"   // a permanent error; retried only on an operator's request
 	SyncSkipped  = "skipped"  // not ticketed on purpose (spam)
+	SyncSeeded   = "seeded"   // synthetic history from arubug seed: no real ticket behind it
 )
 
 // TicketLink records the Zendesk ticket of a report and the state of its sync.
