@@ -27,6 +27,7 @@ type DB struct {
 	conn     driver.Conn
 	database string
 	log      *slog.Logger
+	reports  reportBatcher // shares bug_reports inserts between concurrent SaveReport calls
 }
 
 var _ bugreport.EventWriter = (*DB)(nil)

@@ -36,14 +36,11 @@ func nonNil(s []string) []string {
 }
 
 // SaveReport stores a new version of r. source says who decided the route:
-// "rules" or "manual".
+// "rules" or "manual". It returns once the row is inserted. Reports saved
+// concurrently share inserts (see reportBatcher): ClickHouse handles a few
+// larger inserts much better than many one-row ones.
 func (db *DB) SaveReport(ctx context.Context, r *bugreport.Report, source string) error {
 	r.RouteSource = source
-	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO bug_reports ("+reportColumns+")")
-	if err != nil {
-		return fmt.Errorf("clickhouse: prepare report insert: %w", err)
-	}
-	defer func() { _ = batch.Abort() }()
 	var usage string
 	usageOK := uint8(0)
 	if u := r.Usage; u != nil {
@@ -55,7 +52,7 @@ func (db *DB) SaveReport(ctx context.Context, r *bugreport.Report, source string
 		spam = 1
 	}
 	now := time.Now().UTC()
-	if err := batch.Append(
+	row := []any{
 		uuid.UUID(r.ID), uint64(now.UnixNano()), r.Project, r.ReportedAt.UTC(), r.ReceivedAt.UTC(), now,
 		r.Reporter.DistinctID, r.Reporter.Email, r.Reporter.Name,
 		r.Title, r.Description, r.ProductArea, r.Severity, r.URL, r.Path, r.Host,
@@ -64,13 +61,8 @@ func (db *DB) SaveReport(ctx context.Context, r *bugreport.Report, source string
 		spam, r.SpamReason, r.ReplayURL, usageOK, usage,
 		r.Route.Team, r.Route.Route, r.Route.Priority, nonNil(r.Route.Tags), nonNil(r.Route.CC), r.Route.Assignee,
 		mustJSON(r.Route.Explanation), source, r.Fingerprint, r.SimilarCount, mustJSON(r.Properties),
-	); err != nil {
-		return fmt.Errorf("clickhouse: append report %s: %w", r.ID, err)
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert report %s: %w", r.ID, err)
-	}
-	return nil
+	return db.reports.save(ctx, db, r.ID, row)
 }
 
 func scanReport(rows interface{ Scan(...any) error }) (*bugreport.Report, error) {

@@ -10,7 +10,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -88,6 +87,10 @@ func (q *Querier) withLimits(ctx context.Context) (context.Context, context.Canc
 	}
 	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
 		"max_execution_time": secs,
+		// Reports read the same recent, small parts of person_events over
+		// and over (a granule holds 8192 rows of many people): keeping them
+		// decompressed saves most of a query's work under insert load.
+		"use_uncompressed_cache": 1,
 	})), cancel
 }
 
@@ -161,56 +164,87 @@ const isActivity = "(event != '$bug_report' AND NOT startsWith(event, '$bug_repo
 // writes; visitParamExtractRaw copes, and Go decodes the string.
 const isNonEmptyJSONString = `match(%s, '^\\s*"[^"]')`
 
-// personQuery reads counts, first and last seen, person properties and
-// feature flags in one pass over the person's last HistoryWindow of events.
-// Person properties and flags take the $bug_report events into account:
-// they describe state, and the report may carry the freshest.
-var personQuery = func() string {
+// usageQuery reads, in one pass over the person's last HistoryWindow of
+// events, everything Usage reports except a list of several recent
+// exceptions: counts, first and last seen, person properties, feature flags,
+// the top events and pages, and the number (and, when there is just one, the
+// content) of the recent exceptions. One pass instead of one query per part
+// matters under insert load: each read of person_events costs at least a
+// granule per part, whatever the person.
+//
+// The inner query groups the person's events by name and page (the page only
+// for $pageview), so that the top lists come from per-group counts; every
+// other figure is kept as an aggregate state and merged across the groups by
+// the outer query, which gives exactly what a single ungrouped aggregate
+// would. Counting uniqExact(uuid) rather than rows keeps replayed
+// duplicates, which the ReplacingMergeTree collapses only eventually, from
+// counting twice. Ties in the top lists are broken by name so that the same
+// data always gives the same report. A $pageview without $pathname falls back
+// to the path of $current_url. Person properties and flags take the
+// $bug_report events into account: they describe state, and the report may
+// carry the freshest.
+//
+// Its parameters: the 30-day bound (ms) three times, the exception bound
+// (ms), then the person and the history range (personMatch, timeRange).
+var usageQuery = func() string {
+	act30 := fmt.Sprintf("(%s AND %s >= ?)", isActivity, tsMS)
 	var b strings.Builder
 	b.WriteString("SELECT\n")
-	fmt.Fprintf(&b, "  uniqExactIf(uuid, %[1]s AND %[2]s >= ?) AS events_30d,\n", isActivity, tsMS)
-	fmt.Fprintf(&b, "  uniqExactIf(intDiv(toUInt32(timestamp), 86400), %[1]s AND %[2]s >= ?) AS active_days_30d,\n", isActivity, tsMS)
-	fmt.Fprintf(&b, "  uniqExactIf(session_id, %[1]s AND %[2]s >= ? AND session_id != '') AS sessions_30d,\n", isActivity, tsMS)
-	fmt.Fprintf(&b, "  countIf(%s) AS seen,\n", isActivity)
-	fmt.Fprintf(&b, "  minIf(%[2]s, %[1]s) AS first_seen_ms,\n", isActivity, tsMS)
-	fmt.Fprintf(&b, "  maxIf(%[2]s, %[1]s) AS last_seen_ms,\n", isActivity, tsMS)
-	for _, col := range []struct{ agg, column string }{{"argMaxIf", "person_set"}, {"argMinIf", "person_set_once"}} {
-		for _, k := range PersonKeys {
+	b.WriteString("  uniqExactMerge(s_events) AS events_30d,\n")
+	b.WriteString("  uniqExactMerge(s_days) AS active_days_30d,\n")
+	b.WriteString("  uniqExactMerge(s_sessions) AS sessions_30d,\n")
+	b.WriteString("  sum(seen) AS seen_total,\n")
+	b.WriteString("  minIf(first_ms, seen > 0) AS first_seen_ms,\n")
+	b.WriteString("  max(last_ms) AS last_seen_ms,\n")
+	for _, col := range []struct{ merge, alias string }{{"argMaxMerge", "set"}, {"argMinMerge", "set_once"}} {
+		for i := range PersonKeys {
+			fmt.Fprintf(&b, "  %s(%s_%d),\n", col.merge, col.alias, i)
+		}
+	}
+	b.WriteString("  argMaxMerge(s_active_flags) AS active_flags,\n")
+	b.WriteString("  argMaxMerge(s_feature_props) AS feature_props,\n")
+	// Every event but $pageview has one group; $pageview has one per page.
+	b.WriteString("  sumIf(n, event = '$pageview') AS pageviews,\n")
+	fmt.Fprintf(&b, "  arrayMap(x -> x.1, arraySlice(arraySort(x -> (-toInt64(x.2), x.1), groupArrayIf((event, n), event != '$pageview' AND n > 0)), 1, %d) AS top_events) AS top_event_names,\n", maxTopEvents)
+	b.WriteString("  arrayMap(x -> x.2, top_events) AS top_event_counts,\n")
+	fmt.Fprintf(&b, "  arrayMap(x -> x.1, arraySlice(arraySort(x -> (-toInt64(x.2), x.1), groupArrayIf((page, n), page != '' AND n > 0)), 1, %d) AS top_pages) AS top_page_names,\n", maxTopPages)
+	b.WriteString("  arrayMap(x -> x.2, top_pages) AS top_page_counts,\n")
+	b.WriteString("  sum(exc_n) AS exceptions,\n")
+	b.WriteString("  max(exc_at_ms) AS exception_at_ms,\n")
+	b.WriteString("  anyIf(exc_type, exc_n > 0) AS exception_type,\n")
+	b.WriteString("  anyIf(exc_message, exc_n > 0) AS exception_message,\n")
+	b.WriteString("  anyIf(exc_list, exc_n > 0) AS exception_list\n")
+	b.WriteString("FROM (\n  SELECT\n")
+	b.WriteString("    event,\n")
+	b.WriteString("    if(event = '$pageview', if(pathname != '', pathname, path(current_url)), '') AS page,\n")
+	fmt.Fprintf(&b, "    uniqExactIf(uuid, %s) AS n,\n", act30)
+	fmt.Fprintf(&b, "    uniqExactStateIf(uuid, %s) AS s_events,\n", act30)
+	fmt.Fprintf(&b, "    uniqExactStateIf(intDiv(toUInt32(timestamp), 86400), %s) AS s_days,\n", act30)
+	fmt.Fprintf(&b, "    uniqExactStateIf(session_id, %s AND session_id != '') AS s_sessions,\n", act30)
+	fmt.Fprintf(&b, "    countIf(%s) AS seen,\n", isActivity)
+	fmt.Fprintf(&b, "    minIf(%[2]s, %[1]s) AS first_ms,\n", isActivity, tsMS)
+	fmt.Fprintf(&b, "    maxIf(%[2]s, %[1]s) AS last_ms,\n", isActivity, tsMS)
+	for _, col := range []struct{ agg, column, alias string }{{"argMaxStateIf", "person_set", "set"}, {"argMinStateIf", "person_set_once", "set_once"}} {
+		for i, k := range PersonKeys {
 			raw := fmt.Sprintf("visitParamExtractRaw(%s, '%s')", col.column, k)
-			fmt.Fprintf(&b, "  %s(substring(%s, 1, 4096), %s, %s),\n",
-				col.agg, raw, tsMS, fmt.Sprintf(isNonEmptyJSONString, raw))
+			fmt.Fprintf(&b, "    %s(substring(%s, 1, 4096), %s, %s) AS %s_%d,\n",
+				col.agg, raw, tsMS, fmt.Sprintf(isNonEmptyJSONString, raw), col.alias, i)
 		}
 	}
 	// person_events extracts the flag state at insert (migration 3).
-	fmt.Fprintf(&b, "  argMaxIf(active_flags, %s, has_flags = 1) AS active_flags,\n", tsMS)
-	fmt.Fprintf(&b, "  argMaxIf(feature_props, %s, has_flags = 1) AS feature_props\n", tsMS)
-	b.WriteString("FROM person_events\n")
-	fmt.Fprintf(&b, "WHERE %s\n  AND %s", personMatch, timeRange)
+	fmt.Fprintf(&b, "    argMaxStateIf(active_flags, %s, has_flags = 1) AS s_active_flags,\n", tsMS)
+	fmt.Fprintf(&b, "    argMaxStateIf(feature_props, %s, has_flags = 1) AS s_feature_props,\n", tsMS)
+	isExc := fmt.Sprintf("(event = '$exception' AND %s >= ?)", tsMS)
+	fmt.Fprintf(&b, "    uniqExactIf(uuid, %s) AS exc_n,\n", isExc)
+	fmt.Fprintf(&b, "    maxIf(%[1]s, %[2]s) AS exc_at_ms,\n", tsMS, isExc)
+	fmt.Fprintf(&b, "    argMaxIf(substring(visitParamExtractRaw(exception_properties, '$exception_type'), 1, 4096), %[1]s, %[2]s) AS exc_type,\n", tsMS, isExc)
+	fmt.Fprintf(&b, "    argMaxIf(substring(visitParamExtractRaw(exception_properties, '$exception_message'), 1, 8192), %[1]s, %[2]s) AS exc_message,\n", tsMS, isExc)
+	fmt.Fprintf(&b, "    argMaxIf(substring(visitParamExtractRaw(exception_properties, '$exception_list'), 1, 65536), %[1]s, %[2]s) AS exc_list\n", tsMS, isExc)
+	b.WriteString("  FROM person_events\n")
+	fmt.Fprintf(&b, "  WHERE %s\n    AND %s\n", personMatch, timeRange)
+	b.WriteString("  GROUP BY event, page\n)")
 	return b.String()
 }()
-
-// topQuery reads the most frequent events and $pageview paths. Counting
-// uniqExact(uuid) rather than rows keeps replayed duplicates, which the
-// ReplacingMergeTree collapses only eventually, from counting twice. Ties
-// are broken by name so that the same data always gives the same report.
-// A $pageview without $pathname falls back to the path of $current_url.
-var topQuery = fmt.Sprintf(`SELECT 'event' AS kind, name, n FROM (
-  SELECT event AS name, uniqExact(uuid) AS n
-  FROM person_events
-  WHERE %[1]s AND %[2]s AND %[3]s
-  GROUP BY name
-  ORDER BY n DESC, name ASC
-  LIMIT %[4]d
-)
-UNION ALL
-SELECT 'page' AS kind, name, n FROM (
-  SELECT if(pathname != '', pathname, path(current_url)) AS name, uniqExact(uuid) AS n
-  FROM person_events
-  WHERE %[1]s AND %[2]s AND event = '$pageview' AND name != ''
-  GROUP BY name
-  ORDER BY n DESC, name ASC
-  LIMIT %[5]d
-)`, personMatch, timeRange, isActivity, maxTopEvents, maxTopPages)
 
 // exceptionQuery reads the latest $exception events. The raw values are
 // decoded in Go, which copes with whitespace and escapes; they are cut to a
@@ -270,6 +304,29 @@ func (q *Querier) sessionStart(ctx context.Context, project, sessionID string, f
 	return time.UnixMilli(int64(startMS)).UTC(), true, nil
 }
 
+// MaxSessionLength is the longest a posthog-js session lasts: it starts a
+// new session id after 24 hours whatever the activity.
+const MaxSessionLength = 24 * time.Hour
+
+// SessionStartFromID returns the start of a session read from its id, with
+// no query, when the id says it: posthog-js session ids are UUIDv7s whose
+// first 48 bits are the client's clock, in milliseconds, when it started the
+// session (posthog-js stamps the id and its own session start time from the
+// same clock reading, and measures its own replay offsets from it).
+//
+// ok is false when the id is not a UUIDv7, or when its time cannot be the
+// start of a session that the report at reportedAt belongs to: after the
+// report, or more than MaxSessionLength before it. That is a client clock
+// far off (reportedAt is corrected for skew, the id is not); SessionStart,
+// which reads the session's first stored event, is the answer then.
+func SessionStartFromID(sessionID string, reportedAt time.Time) (start time.Time, ok bool) {
+	t, ok := uuidV7Time(sessionID)
+	if !ok || reportedAt.IsZero() || t.After(reportedAt) || reportedAt.Sub(t) > MaxSessionLength {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 // uuidV7Time returns the timestamp in a version 7 UUID.
 func uuidV7Time(s string) (time.Time, bool) {
 	u, err := uuid.Parse(s)
@@ -303,8 +360,9 @@ func uuidV7Time(s string) (time.Time, bool) {
 //     that are true or name a variant), sorted, at most 50.
 //
 // Nothing after at counts, so enriching a report again later gives the same
-// answer. Its three queries run concurrently and share one deadline. Errors
-// are wrapped "enrich: usage: …"; a deadline gives context.DeadlineExceeded.
+// answer. It reads person_events once (usageQuery), and a second time only
+// when the person has more than one recent exception; both share one
+// deadline. Errors are wrapped "enrich: usage: …"; a deadline gives context.DeadlineExceeded.
 func (q *Querier) Usage(ctx context.Context, project, distinctID, deviceID string, at time.Time) (*bugreport.Usage, error) {
 	if distinctID == "" && deviceID == "" {
 		return nil, errors.New("enrich: usage: no distinct_id or device_id to match")
@@ -323,16 +381,13 @@ func (q *Querier) Usage(ctx context.Context, project, distinctID, deviceID strin
 		FeatureFlags:     []string{},
 	}
 	person := []any{project, distinctID, deviceID, distinctID, deviceID, deviceID}
-	var (
-		wg   sync.WaitGroup
-		errs [3]error
-	)
-	wg.Go(func() { errs[0] = q.readPerson(ctx, u, person, at) })
-	wg.Go(func() { errs[1] = q.readTop(ctx, u, person, at) })
-	wg.Go(func() { errs[2] = q.readExceptions(ctx, u, person, at) })
-	wg.Wait()
-	if err := errors.Join(errs[:]...); err != nil {
-		// A deadline fails every query; say so once.
+	n, err := q.readUsage(ctx, u, person, at)
+	if err == nil && n > 1 {
+		// Several recent exceptions: the one pass kept only the latest.
+		err = q.readExceptions(ctx, u, person, at)
+	}
+	if err != nil {
+		// A deadline fails every query; say so plainly.
 		if cerr := ended(ctx); cerr != nil {
 			return nil, fmt.Errorf("enrich: usage: %w", cerr)
 		}
@@ -341,17 +396,22 @@ func (q *Querier) Usage(ctx context.Context, project, distinctID, deviceID strin
 	return u, nil
 }
 
-func (q *Querier) readPerson(ctx context.Context, u *bugreport.Usage, person []any, at time.Time) error {
+// readUsage runs usageQuery and fills u. It returns the number of recent
+// exceptions; when that is one, u holds it, when more, the caller reads
+// them with readExceptions.
+func (q *Querier) readUsage(ctx context.Context, u *bugreport.Usage, person []any, at time.Time) (exceptions uint64, err error) {
 	from30 := max(at.Add(-UsageWindow).UnixMilli(), 0)
-	args := []any{from30, from30, from30}
+	fromExc := max(at.Add(-ExceptionWindow).UnixMilli(), 0)
+	args := []any{from30, from30, from30, from30, fromExc, fromExc, fromExc, fromExc, fromExc}
 	args = append(args, person...)
 	args = append(args, timeRangeArgs(at.Add(-HistoryWindow), at)...)
 
 	var (
-		seen, firstMS, lastMS uint64
-		set, setOnce          = make([]string, len(PersonKeys)), make([]string, len(PersonKeys))
-		activeFlags           string
-		featureProps          []string
+		seen, firstMS, lastMS, pageviews, excAtMS uint64
+		set, setOnce                              = make([]string, len(PersonKeys)), make([]string, len(PersonKeys))
+		activeFlags, excType, excMsg, excList     string
+		featureProps, eventNames, pageNames       []string
+		eventCounts, pageCounts                   []uint64
 	)
 	dest := []any{&u.Events30d, &u.ActiveDays30d, &u.Sessions30d, &seen, &firstMS, &lastMS}
 	for i := range set {
@@ -360,9 +420,10 @@ func (q *Querier) readPerson(ctx context.Context, u *bugreport.Usage, person []a
 	for i := range setOnce {
 		dest = append(dest, &setOnce[i])
 	}
-	dest = append(dest, &activeFlags, &featureProps)
-	if err := q.scanRow(ctx, personQuery, args, dest...); err != nil {
-		return fmt.Errorf("person: %w", err)
+	dest = append(dest, &activeFlags, &featureProps, &pageviews, &eventNames, &eventCounts, &pageNames, &pageCounts,
+		&exceptions, &excAtMS, &excType, &excMsg, &excList)
+	if err := q.scanRow(ctx, usageQuery, args, dest...); err != nil {
+		return 0, fmt.Errorf("usage: %w", err)
 	}
 	if seen > 0 {
 		u.FirstSeen = time.UnixMilli(int64(firstMS)).UTC()
@@ -378,37 +439,27 @@ func (q *Querier) readPerson(ctx context.Context, u *bugreport.Usage, person []a
 		}
 	}
 	u.FeatureFlags = featureFlags(activeFlags, featureProps)
-	return nil
+	u.TopEvents = topCounts(eventNames, eventCounts, bugreport.Count{Name: "$pageview", Count: pageviews}, maxTopEvents)
+	u.TopPages = topCounts(pageNames, pageCounts, bugreport.Count{}, maxTopPages)
+	if exceptions == 1 {
+		u.RecentExceptions = append(u.RecentExceptions, exception(excAtMS, excType, excMsg, excList))
+	}
+	return exceptions, nil
 }
 
-func (q *Querier) readTop(ctx context.Context, u *bugreport.Usage, person []any, at time.Time) error {
-	var args []any
-	for range 2 {
-		args = append(args, person...)
-		args = append(args, timeRangeArgs(at.Add(-UsageWindow), at)...)
-	}
-	rows, err := q.conn.Query(ctx, topQuery, args...)
-	if err != nil {
-		return fmt.Errorf("top events: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var kind string
-		var c bugreport.Count
-		if err := rows.Scan(&kind, &c.Name, &c.Count); err != nil {
-			return fmt.Errorf("top events: %w", err)
-		}
-		if kind == "event" {
-			u.TopEvents = append(u.TopEvents, c)
-		} else {
-			u.TopPages = append(u.TopPages, c)
+// topCounts returns the n largest counts, ties broken by name, of the named
+// counts plus extra (when its count is not zero).
+func topCounts(names []string, counts []uint64, extra bugreport.Count, n int) []bugreport.Count {
+	out := make([]bugreport.Count, 0, len(names)+1)
+	for i, name := range names {
+		if i < len(counts) {
+			out = append(out, bugreport.Count{Name: name, Count: counts[i]})
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("top events: %w", err)
+	if extra.Count > 0 {
+		out = append(out, extra)
 	}
-	// UNION ALL does not keep the subqueries' order.
-	byCount := func(a, b bugreport.Count) int {
+	slices.SortFunc(out, func(a, b bugreport.Count) int {
 		if a.Count != b.Count {
 			if a.Count > b.Count {
 				return -1
@@ -416,10 +467,11 @@ func (q *Querier) readTop(ctx context.Context, u *bugreport.Usage, person []any,
 			return 1
 		}
 		return strings.Compare(a.Name, b.Name)
+	})
+	if len(out) > n {
+		out = out[:n]
 	}
-	slices.SortFunc(u.TopEvents, byCount)
-	slices.SortFunc(u.TopPages, byCount)
-	return nil
+	return out
 }
 
 func (q *Querier) readExceptions(ctx context.Context, u *bugreport.Usage, person []any, at time.Time) error {
@@ -437,28 +489,33 @@ func (q *Querier) readExceptions(ctx context.Context, u *bugreport.Usage, person
 		if err := rows.Scan(&atMS, &rawType, &rawMsg, &rawList); err != nil {
 			return fmt.Errorf("recent exceptions: %w", err)
 		}
-		e := bugreport.Exception{
-			Type:    decodeJSONString(rawType),
-			Message: decodeJSONString(rawMsg),
-			At:      time.UnixMilli(int64(atMS)).UTC(),
-		}
-		if e.Type == "" || e.Message == "" {
-			first := firstException(rawList)
-			if e.Type == "" {
-				e.Type = first.Type
-			}
-			if e.Message == "" {
-				e.Message = first.Value
-			}
-		}
-		e.Type = truncateRunes(e.Type, maxExceptionType)
-		e.Message = truncateRunes(e.Message, maxExceptionMessage)
-		u.RecentExceptions = append(u.RecentExceptions, e)
+		u.RecentExceptions = append(u.RecentExceptions, exception(atMS, rawType, rawMsg, rawList))
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("recent exceptions: %w", err)
 	}
 	return nil
+}
+
+// exception decodes an $exception event's raw type, message and list.
+func exception(atMS uint64, rawType, rawMsg, rawList string) bugreport.Exception {
+	e := bugreport.Exception{
+		Type:    decodeJSONString(rawType),
+		Message: decodeJSONString(rawMsg),
+		At:      time.UnixMilli(int64(atMS)).UTC(),
+	}
+	if e.Type == "" || e.Message == "" {
+		first := firstException(rawList)
+		if e.Type == "" {
+			e.Type = first.Type
+		}
+		if e.Message == "" {
+			e.Message = first.Value
+		}
+	}
+	e.Type = truncateRunes(e.Type, maxExceptionType)
+	e.Message = truncateRunes(e.Message, maxExceptionMessage)
+	return e
 }
 
 // decodeJSONString decodes the raw text of a JSON string value. A value cut

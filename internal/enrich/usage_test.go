@@ -596,3 +596,37 @@ func BenchmarkUsage(b *testing.B) {
 		}
 	}
 }
+
+func TestSessionStartFromID(t *testing.T) {
+	at := time.Date(2026, 3, 20, 12, 0, 0, 0, time.UTC)
+	v4 := uuid.New()
+	v4[6] = 0x40 | v4[6]&0x0f
+	tests := []struct {
+		name, session string
+		want          time.Time
+		ok            bool
+	}{
+		{name: "posthog-js session started 90 s before", session: uuidV7(at.Add(-90*time.Second-123*time.Millisecond), 1), want: at.Add(-90*time.Second - 123*time.Millisecond), ok: true},
+		{name: "started at the report", session: uuidV7(at, 1), want: at, ok: true},
+		{name: "exactly the longest session", session: uuidV7(at.Add(-MaxSessionLength), 1), want: at.Add(-MaxSessionLength), ok: true},
+		{name: "uppercase", session: strings.ToUpper(uuidV7(at.Add(-time.Minute), 1)), want: at.Add(-time.Minute), ok: true},
+		{name: "longer than a session", session: uuidV7(at.Add(-MaxSessionLength-time.Millisecond), 1)},
+		{name: "after the report (client clock ahead)", session: uuidV7(at.Add(time.Second), 1)},
+		{name: "clock years off", session: sessionSkewed},
+		{name: "version 4", session: v4.String()},
+		{name: "not a uuid", session: "s1"},
+		{name: "empty", session: ""},
+		{name: "hostile", session: `x' OR 1=1 --`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := SessionStartFromID(tt.session, at)
+			if ok != tt.ok || !got.Equal(tt.want) {
+				t.Errorf("SessionStartFromID(%q) = %v, %v; want %v, %v", tt.session, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	if _, ok := SessionStartFromID(uuidV7(at, 1), time.Time{}); ok {
+		t.Error("SessionStartFromID without a report time: ok")
+	}
+}

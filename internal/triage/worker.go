@@ -50,7 +50,8 @@ type Config struct {
 	// picked up.
 	Lookback time.Duration
 	// Concurrency is the number of reports triaged at once; each waits on
-	// ClickHouse queries, so a few in parallel keep up with bursts.
+	// ClickHouse queries, so several in parallel keep up with bursts. 0
+	// means DefaultConcurrency.
 	Concurrency int
 	// OnReport is called after a report is stored (for the ticket sync).
 	OnReport   func(*bugreport.Report)
@@ -58,6 +59,15 @@ type Config struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
+
+// DefaultConcurrency is the number of reports triaged at once unless
+// configured. A report waits on two ClickHouse round trips (usage and the
+// similar-reports count together, then the insert), three when its session
+// id is not a UUIDv7; under 5 000 events/s on two cores each takes 0.3–0.5 s,
+// so 10 reports/s need about ten in flight (docs/benchmarks.md: 4 and 8
+// queued). At most two queries per report run at once, and the driver
+// waits (up to its dial timeout) when its pool of 16 connections is busy.
+const DefaultConcurrency = 12
 
 // Worker triages reports. Notify is the fast path from the ClickHouse
 // writer; Run's reconciler finds whatever the fast path missed.
@@ -89,7 +99,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.PollInterval = 5 * time.Second
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 4
+		cfg.Concurrency = DefaultConcurrency
 	}
 	if cfg.Lookback <= 0 {
 		cfg.Lookback = 7 * 24 * time.Hour
@@ -281,7 +291,9 @@ func (w *Worker) Process(ctx context.Context, e bugreport.Event) (*bugreport.Rep
 
 func (w *Worker) process(ctx context.Context, e bugreport.Event) error {
 	start := time.Now()
-	r, err := w.Process(ctx, e)
+	r := w.Triage(ctx, e)
+	triaged := time.Now()
+	err := w.cfg.Store.SaveReport(ctx, r, "rules")
 	if err != nil {
 		w.m.failures.Inc()
 		w.cfg.Logger.Warn("triage failed; the reconciler will retry", "report", e.UUID.String(), "err", err)
@@ -291,7 +303,8 @@ func (w *Worker) process(ctx context.Context, e bugreport.Event) error {
 	w.m.triaged.WithLabelValues(r.Route.Team).Inc()
 	w.m.latency.Observe(w.cfg.Now().Sub(e.CreatedAt).Seconds())
 	w.cfg.Logger.Info("bug report triaged", "report", r.ID.String(), "team", r.Route.Team, "route", r.Route.Route, "priority", r.Route.Priority, "spam", r.Spam,
-		"took", time.Since(start).Round(time.Millisecond), "since_ack", w.cfg.Now().Sub(e.CreatedAt).Round(time.Millisecond))
+		"took", time.Since(start).Round(time.Millisecond), "triage", triaged.Sub(start).Round(time.Millisecond), "save", time.Since(triaged).Round(time.Millisecond),
+		"since_ack", w.cfg.Now().Sub(e.CreatedAt).Round(time.Millisecond))
 	if w.cfg.OnReport != nil {
 		w.cfg.OnReport(r)
 	}
@@ -303,38 +316,77 @@ func (w *Worker) Triage(ctx context.Context, e bugreport.Event) *bugreport.Repor
 	r := BuildReport(e)
 	c := enrich.ParseUserAgent(r.UserAgent)
 	r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Device = c.Browser, c.BrowserVersion, c.OS, c.OSVersion, c.Device
+	// The fingerprint takes the latest exception from the usage if there is
+	// one, else the console's. Similar reports are counted for the console's
+	// while the usage is read, and counted again only if the usage changes
+	// the fingerprint: one round trip to ClickHouse less for most reports.
+	guess := Fingerprint(r)
+	var (
+		similar    uint64
+		similarErr error
+		counted    = make(chan struct{})
+	)
+	go func() {
+		defer close(counted)
+		similar, similarErr = w.similar(ctx, r, guess)
+	}()
 	w.enrich(ctx, r)
+	<-counted
 	r.Fingerprint = Fingerprint(r)
-	r.SimilarCount = 1
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if n, err := w.cfg.Store.SimilarCount(sctx, r.Project, r.Fingerprint, r.ReportedAt.Add(-7*24*time.Hour), r.ID); err == nil {
-		r.SimilarCount = n + 1
+	if r.Fingerprint != guess {
+		similar, similarErr = w.similar(ctx, r, r.Fingerprint)
 	}
-	cancel()
+	r.SimilarCount = 1
+	if similarErr == nil {
+		r.SimilarCount = similar + 1
+	}
 	r.Route = w.cfg.Rules().Route(r)
 	return r
 }
 
+// similar counts the other stored reports of the last 7 days with the
+// fingerprint.
+func (w *Worker) similar(ctx context.Context, r *bugreport.Report, fingerprint string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return w.cfg.Store.SimilarCount(ctx, r.Project, fingerprint, r.ReportedAt.Add(-7*24*time.Hour), r.ID)
+}
+
 // enrich adds the replay link and usage. Either may be unavailable: the
 // report goes on without it rather than waiting for ClickHouse.
+//
+// The session start comes from the session id when it is a posthog-js
+// UUIDv7 (enrich.SessionStartFromID), with no query; otherwise it is read
+// from ClickHouse at the same time as the usage.
 func (w *Worker) enrich(ctx context.Context, r *bugreport.Report) {
 	defer func(start time.Time) {
 		w.cfg.Logger.Debug("report enriched", "report", r.ID.String(), "took", time.Since(start).Round(time.Millisecond))
 	}(time.Now())
+	var wg sync.WaitGroup
 	p := w.projects[r.Project]
 	if r.SessionID != "" && p.Token != "" {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		start, ok, err := w.cfg.Enricher.SessionStart(sctx, r.Project, r.SessionID)
-		cancel()
-		seconds := int64(0)
-		if err == nil && ok && r.ReportedAt.After(start) {
-			seconds = int64(r.ReportedAt.Sub(start) / time.Second)
+		link := func(start time.Time, ok bool) {
+			seconds := int64(0)
+			if ok && r.ReportedAt.After(start) {
+				seconds = int64(r.ReportedAt.Sub(start) / time.Second)
+			}
+			r.ReplayURL = enrich.ReplayURL(w.cfg.ReplayTemplate, p.ReplayHost, p.Token, r.SessionID, seconds)
 		}
-		r.ReplayURL = enrich.ReplayURL(w.cfg.ReplayTemplate, p.ReplayHost, p.Token, r.SessionID, seconds)
+		if start, ok := enrich.SessionStartFromID(r.SessionID, r.ReportedAt); ok {
+			link(start, true)
+		} else {
+			wg.Go(func() {
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				start, ok, err := w.cfg.Enricher.SessionStart(sctx, r.Project, r.SessionID)
+				cancel()
+				link(start, err == nil && ok)
+			})
+		}
 	}
 	uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	u, err := w.cfg.Enricher.Usage(uctx, r.Project, r.Reporter.DistinctID, r.DeviceID, r.ReportedAt)
 	cancel()
+	wg.Wait()
 	if err != nil {
 		w.m.noUsage.Inc()
 		w.cfg.Logger.Warn("usage unavailable for report; it proceeds without", "report", r.ID.String(), "err", err)
