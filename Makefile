@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 FUZZTIME ?= 10s
 
-.PHONY: help run build widget test test-go test-browser rules-test lint fuzz bench bench-load bench-triage bench-zendesk deps-run deps-test clean
+.PHONY: help run build widget test test-go test-browser rules-test lint fuzz bench bench-load bench-triage bench-zendesk deps-run deps-test deps-deploy deploy-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ build: ## build bin/arubug and bin/arubug-load
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/arubug
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LOADBIN) ./cmd/arubug-load
 
-test: deps-test lint rules-test test-go fuzz test-browser ## install test dependencies and run every test
+test: deps-test lint rules-test test-go fuzz test-browser deploy-check ## install test dependencies and run every test
 	@echo "make test: all checks passed"
 
 test-go: ## Go tests (unit, ClickHouse integration, end-to-end with the real binary)
@@ -54,6 +54,12 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzRoundTrip$$' -fuzztime=$(FUZZTIME) ./internal/capture/lzstring/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./internal/spool/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/routing/
+
+deploy-check: deps-deploy ## check deploy/: alert rules (promtool), Dockerfile, compose, Kubernetes manifests against the binary
+	promtool check rules deploy/prometheus/alerts.yaml
+	cd deploy/prometheus && promtool test rules alerts_test.yaml
+	@out=$$(gofmt -l deploy/check); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
 
 bench: build ## Go benchmarks (see docs/benchmarks.md for the load runs)
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
@@ -80,6 +86,11 @@ deps-test: deps-run ## also install Chromium and check Node.js for the browser t
 		echo "chromium: not found; installing it"; $(APT) update -q && $(APT) install -y -q chromium; fi
 	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then echo "node: $$(node --version)"; else \
 		echo "node: not found; installing it"; $(APT) update -q && $(APT) install -y -q nodejs npm; fi
+
+deps-deploy: ## install promtool (Debian's prometheus package) if it is missing
+	@if command -v promtool >/dev/null 2>&1; then echo "promtool: found"; else \
+		echo "promtool: not found; installing Debian's prometheus package"; \
+		$(APT) update -q && $(APT) install -y -q --no-install-recommends prometheus; fi
 
 clean: ## remove build output and the dev data dir
 	rm -rf bin build .arubug-dev
