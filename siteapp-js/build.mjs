@@ -33,7 +33,12 @@ const builds = [
   { entryPoints: ['src/standalone.ts'], format: 'iife', outfile: 'arubug.js' },
   { entryPoints: ['src/site-app.ts'], format: 'esm', outfile: 'site-app.js' },
   { entryPoints: ['src/site-app-loader.ts'], format: 'iife', outfile: 'site-app-loader.js' },
+  // Loaded lazily (import()) by the three above, from their own directory.
+  { entryPoints: ['src/screenshot.ts'], format: 'esm', outfile: 'screenshot.js' },
 ];
+// Copied as is: the real posthog-js for the dev demo's second page, served
+// by the collector (no CDN). Not a widget bundle: no budget.
+const copies = [['node_modules/posthog-js/dist/array.full.js', 'posthog-array.full.js']];
 
 mkdirSync(out, { recursive: true });
 const sizes = [];
@@ -51,7 +56,12 @@ let over = false;
 for (const s of sizes) {
   const flag = s.gz > BUDGET_GZIP ? '  OVER BUDGET (15 KB gzipped)' : '';
   if (flag) over = true;
-  console.log(`${s.file.padEnd(18)} ${String(s.bytes).padStart(7)} bytes, ${String(s.gz).padStart(6)} bytes gzipped${flag}`);
+  console.log(`${s.file.padEnd(22)} ${String(s.bytes).padStart(7)} bytes, ${String(s.gz).padStart(6)} bytes gzipped${flag}`);
+}
+for (const [from, to] of copies) {
+  copyFileSync(join(root, from), join(out, to));
+  const b = readFileSync(join(out, to));
+  console.log(`${to.padEnd(22)} ${String(b.length).padStart(7)} bytes, ${String(gzipSync(b, { level: 9 }).length).padStart(6)} bytes gzipped (copied from posthog-js, not budgeted)`);
 }
 if (over) process.exitCode = 1;
 

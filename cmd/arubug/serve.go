@@ -47,6 +47,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		def.Addr = "127.0.0.1:8000"
 		def.LogFormat = "text"
 		def.DataDir = ".arubug-dev"
+		def.SiteApp = true // the /demo/posthog page loads the widget as a site app
 	}
 	cfg, err := config.Load(name, def, args, getenv, stderr)
 	if err != nil {

@@ -1,7 +1,7 @@
 // Ties capture, context, payload, delivery, queue and the widget together.
 import { installCapture, Recorder } from './capture';
 import { collectContext, posthogEmail, safe, PostHogLike } from './context';
-import { buildEvent, BugReportEvent, FormValues } from './payload';
+import { buildEvent, BugReportEvent, FormValues, withoutScreenshot } from './payload';
 import { fetchTransport, sendWithRetry, SendResult, Transport } from './deliver';
 import { Queue } from './queue';
 import { resolveStrings, Strings } from './strings';
@@ -31,7 +31,21 @@ export interface ArubugOptions {
   /** 'collector' (default): POST to {host}/e/ ourselves. 'posthog': posthog.capture(…, {uuid}). */
   delivery?: 'collector' | 'posthog';
   posthog?: PostHogLike;
+  /** Offer a screenshot of the page (form fields masked); off by default. */
+  screenshot?: boolean;
+  /** Base URL of the widget's files, where the lazy screenshot.js is; default {host}/static/arubug/latest/. */
+  assetsUrl?: string;
 }
+
+/** What the lazily loaded screenshot.js exports. */
+export interface ScreenshotModule {
+  capture(w?: Window): Promise<string>;
+}
+
+/** Beacons are refused past 64 KiB: a bigger report goes without its screenshot. */
+export const BEACON_MAX = 60_000;
+/** A report bigger than this is kept in localStorage without its screenshot. */
+export const PERSIST_MAX = 800_000;
 
 export interface Arubug {
   open(): void;
@@ -114,7 +128,7 @@ export function createArubug(o: ArubugOptions): Arubug {
       return { uuid, done: Promise.resolve<SendResult>(r === undefined ? { ok: false, permanent: false, status: 0 } : { ok: true, status: 0 }) };
     }
     const body = JSON.stringify(ev);
-    queue.add({ uuid, url, body }); // write-ahead: survives a crash/close
+    queue.add({ uuid, url, body: body.length > PERSIST_MAX ? withoutScreenshot(body) : body }); // write-ahead: survives a crash/close
     inFlight.set(uuid, body);
     const done = deliver(url, body).then((r) => {
       inFlight.delete(uuid);
@@ -124,15 +138,48 @@ export function createArubug(o: ArubugOptions): Arubug {
     return { uuid, done };
   }
 
-  const flush = () => queue.flush((p) => deliver(p.url, p.body), (id) => inFlight.has(id));
+  // The widget shows an error for a report that a later flush delivers: tell it.
+  const flush = () =>
+    queue.flush(
+      (p) =>
+        deliver(p.url, p.body).then((r) => {
+          if (r.ok) widget && widget.delivered(p.uuid);
+          return r;
+        }),
+      (id) => inFlight.has(id),
+    );
   const onOnline = () => flush();
+  // On page hide, whatever is still pending (in flight, waiting for a retry,
+  // or queued) goes out once more by beacon; the shared uuid makes a second
+  // copy harmless. Once per report per page.
+  const beaconed = new Set<string>();
   const onHide = () => {
     const nav = w.navigator;
-    if (!nav || typeof nav.sendBeacon !== 'function') return;
-    inFlight.forEach((body) => safe(() => nav.sendBeacon(url, new Blob([body], { type: 'text/plain' }))));
+    if (!nav || typeof nav.sendBeacon !== 'function' || !isOnline()) return;
+    const pending = new Map<string, { url: string; body: string }>();
+    queue.list().forEach((p) => pending.set(p.uuid, p));
+    inFlight.forEach((body, id) => pending.set(id, { url, body }));
+    pending.forEach((p, id) => {
+      if (beaconed.has(id)) return;
+      const body = p.body.length > BEACON_MAX ? withoutScreenshot(p.body) : p.body;
+      if (safe(() => nav.sendBeacon(p.url, new Blob([body], { type: 'text/plain' })))) beaconed.add(id);
+    });
+  };
+  const onVisibility = () => {
+    if (safe(() => w.document.visibilityState) === 'hidden') onHide();
   };
   w.addEventListener('online', onOnline);
   w.addEventListener('pagehide', onHide);
+  w.document.addEventListener('visibilitychange', onVisibility);
+
+  // The screenshot code is a separate file, fetched the first time it is needed.
+  const assets = (o.assetsUrl || host + '/static/arubug/latest/').replace(/\/?$/, '/');
+  let shot: Promise<ScreenshotModule> | undefined;
+  const takeScreenshot = () => {
+    const m = (shot ||= import(assets + 'screenshot.js') as Promise<ScreenshotModule>);
+    m.catch(() => (shot = undefined)); // a failed load can be tried again
+    return m.then((mod) => mod.capture(w));
+  };
 
   let widget: Widget | undefined;
   const mount = () => {
@@ -151,6 +198,7 @@ export function createArubug(o: ArubugOptions): Arubug {
       name: o.name,
       loadAreas,
       submit,
+      screenshot: o.screenshot ? takeScreenshot : undefined,
     });
     flush();
   };
@@ -172,6 +220,7 @@ export function createArubug(o: ArubugOptions): Arubug {
     destroy() {
       w.removeEventListener('online', onOnline);
       w.removeEventListener('pagehide', onHide);
+      w.document.removeEventListener('visibilitychange', onVisibility);
       w.removeEventListener('keydown', onKey);
       widget && widget.destroy();
     },

@@ -56,6 +56,22 @@ export function capMetadata(md: unknown): unknown {
   }
 }
 
+/**
+ * withoutScreenshot returns a serialised event without its $screenshot, for
+ * places with a tight size limit (a beacon, the localStorage queue); the
+ * body is returned unchanged when it has none or is not an event.
+ */
+export function withoutScreenshot(body: string): string {
+  try {
+    const ev = JSON.parse(body);
+    if (!ev || !ev.properties || !('$screenshot' in ev.properties)) return body;
+    delete ev.properties.$screenshot;
+    return JSON.stringify(ev);
+  } catch {
+    return body;
+  }
+}
+
 export function buildEvent(args: {
   token: string;
   distinctId: string;

@@ -6,7 +6,7 @@ import type { SendResult } from './deliver';
 
 export const QUEUE_KEY = 'arubug:pending';
 export const MAX_REPORTS = 10;
-export const MAX_BYTES = 500_000;
+export const MAX_BYTES = 1_000_000; // characters of JSON: room for one report with a full-size screenshot
 
 export interface Pending { uuid: string; url: string; body: string }
 export interface StorageLike { getItem(k: string): string | null; setItem(k: string, v: string): void; removeItem(k: string): void }

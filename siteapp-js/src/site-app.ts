@@ -34,6 +34,8 @@ export function inject({ config, posthog }: { config: Record<string, any>; posth
     strings,
     shortcut: c.shortcut === 'false' || c.shortcut === false ? false : c.shortcut || undefined,
     delivery: c.delivery === 'posthog' ? 'posthog' : 'collector',
+    screenshot: yes(c.screenshot, false),
+    assetsUrl: c.assetsUrl || undefined,
     posthog,
   });
 }

@@ -4,11 +4,15 @@ import { createArubug, Arubug, ArubugOptions } from './core';
 
 const w: any = window;
 let inst: Arubug | undefined;
+const s = document.currentScript as HTMLScriptElement | null;
+// The lazy screenshot.js sits next to this file.
+const assetsUrl = s && s.src ? s.src.replace(/[^/]*([?#].*)?$/, '') : undefined;
 
 const api = w.arubug && w.arubug.__v ? w.arubug : {
   __v: 1, // a second copy of the script reuses the first one's instance
   init(o: ArubugOptions): Arubug {
     if (inst) inst.destroy();
+    if (!o.assetsUrl && assetsUrl) o = { ...o, assetsUrl };
     if (!o.posthog && w.posthog && typeof w.posthog.get_distinct_id === 'function') o = { ...o, posthog: w.posthog };
     return (inst = createArubug(o));
   },
@@ -17,7 +21,6 @@ const api = w.arubug && w.arubug.__v ? w.arubug : {
 };
 w.arubug = api;
 
-const s = document.currentScript as HTMLScriptElement | null;
 const d = s && s.dataset;
 if (d && d.token && d.host) {
   const bool = (v?: string) => (v === undefined ? undefined : v !== 'false');
@@ -35,5 +38,6 @@ if (d && d.token && d.host) {
     productAreas: bool(d.productAreas),
     showLauncher: bool(d.showLauncher),
     shortcut: d.shortcut === 'false' ? false : d.shortcut,
+    screenshot: d.screenshot === 'true',
   });
 }

@@ -30,6 +30,12 @@ export const en = {
   retry: 'Retry',
   required: 'Please fill in this field.',
   invalidEmail: 'Please enter a valid email address.',
+  screenshotAdd: 'Add a screenshot',
+  screenshotTaking: 'Taking a screenshot…',
+  screenshotRemove: 'Remove screenshot',
+  screenshotAlt: 'Screenshot of this page',
+  screenshotNote: 'Form fields are blanked out in the screenshot.',
+  screenshotFailed: 'The screenshot could not be taken. You can send the report without it.',
 };
 export type Strings = typeof en;
 
@@ -64,6 +70,12 @@ export const de: Strings = {
   retry: 'Erneut versuchen',
   required: 'Bitte füllen Sie dieses Feld aus.',
   invalidEmail: 'Bitte geben Sie eine gültige E-Mail-Adresse ein.',
+  screenshotAdd: 'Bildschirmfoto hinzufügen',
+  screenshotTaking: 'Bildschirmfoto wird erstellt…',
+  screenshotRemove: 'Bildschirmfoto entfernen',
+  screenshotAlt: 'Bildschirmfoto dieser Seite',
+  screenshotNote: 'Formularfelder sind im Bildschirmfoto unkenntlich gemacht.',
+  screenshotFailed: 'Das Bildschirmfoto konnte nicht erstellt werden. Sie können die Meldung auch ohne senden.',
 };
 
 const LOCALES: Record<string, Strings> = { en, de };

@@ -18,5 +18,10 @@ button[disabled]{opacity:.6;cursor:default}
 .err{color:#b91c1c;margin-top:4px;font-size:13px}
 .hp{position:absolute!important;left:-10000px!important;width:1px;height:1px;overflow:hidden}
 code{font-family:ui-monospace,monospace;word-break:break-all;background:#f3f4f6;padding:2px 4px;border-radius:4px}
+.shot{margin-top:12px}
+figure{display:flex;gap:10px;align-items:flex-start;margin:0}
+img.preview{display:block;max-width:45%;max-height:120px;border:1px solid #888;border-radius:6px}
+figcaption{flex:1;font-size:13px;color:#4b5563}
+figcaption button{display:block;margin-top:8px}
 [hidden]{display:none!important}
 `;

@@ -20,6 +20,8 @@ export interface WidgetOptions {
   name?: string;
   loadAreas: () => Promise<{ id: string; label: string }[]>;
   submit: (f: FormValues, openedAt: number, uuid?: string) => { uuid: string; done: Promise<SendResult> };
+  /** Takes a masked screenshot (a data URL); undefined: no screenshot offered. */
+  screenshot?: () => Promise<string>;
 }
 
 type Attrs = Record<string, string | boolean | undefined>;
@@ -45,6 +47,8 @@ export class Widget {
   private openedAt = 0;
   private pending?: FormValues;
   private uuid?: string; // one per report, reused by every retry
+  private shot?: string; // the screenshot data URL, until sent or removed
+  private failed = false; // the error view is showing
 
   constructor(private o: WidgetOptions) {
     this.host = h('div', { 'data-arubug': '' });
@@ -117,6 +121,7 @@ export class Widget {
   }
 
   private dialog(titleId: string, ...kids: Node[]): HTMLElement {
+    this.failed = false;
     const d = h('div', { class: 'dialog', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': titleId }, ...kids);
     this.backdrop!.replaceChildren(d);
     return d;
@@ -156,6 +161,8 @@ export class Widget {
     name.value = v.name || '';
     const hp = h('input', { id: 'ab-hp', type: 'text', name: 'website', tabindex: '-1', autocomplete: 'off', 'aria-hidden': 'true' });
     const hpWrap = h('div', { class: 'hp', 'aria-hidden': 'true' }, h('label', { for: 'ab-hp' }, S.honeypot), hp);
+    const shotWrap = h('div', { class: 'shot', hidden: !this.o.screenshot });
+    if (this.o.screenshot) this.renderShot(shotWrap);
     const submit = h('button', { type: 'submit', class: 'primary' }, S.submit);
     const cancel = h('button', { type: 'button' }, S.cancel);
     cancel.addEventListener('click', () => this.close());
@@ -172,6 +179,7 @@ export class Widget {
       emailErr,
       h('label', { for: 'ab-name' }, S.name),
       name,
+      shotWrap,
       hpWrap,
       h('div', { class: 'row' }, cancel, submit),
     );
@@ -188,11 +196,59 @@ export class Widget {
       email.setAttribute('aria-invalid', String(emailBad));
       if (!d) return desc.focus();
       if (emailBad) return email.focus();
-      this.pending = { description: d, productArea: area.value || 'not-sure', severity: sev.value, email: em, name: name.value.trim(), honeypot: hp.value };
+      this.pending = { description: d, productArea: area.value || 'not-sure', severity: sev.value, email: em, name: name.value.trim(), honeypot: hp.value, screenshot: this.shot };
       this.send(this.pending);
     });
     this.dialog('ab-title', h('h2', { id: 'ab-title' }, S.title), h('p', {}, S.intro), form);
     desc.focus();
+  }
+
+  /** The screenshot part of the form: an "Add" button, or the preview with "Remove". */
+  private renderShot(box: HTMLElement): void {
+    const S = this.o.strings;
+    if (this.shot) {
+      const remove = h('button', { type: 'button', class: 'shot-remove' }, S.screenshotRemove);
+      remove.addEventListener('click', () => {
+        this.shot = undefined;
+        this.renderShot(box);
+        (box.querySelector('button') as HTMLElement).focus();
+      });
+      box.replaceChildren(
+        h('figure', {}, h('img', { class: 'preview', src: this.shot, alt: S.screenshotAlt }), h('figcaption', {}, S.screenshotNote, remove)),
+      );
+      return;
+    }
+    const add = h('button', { type: 'button', class: 'shot-add' }, S.screenshotAdd);
+    const err = h('div', { class: 'err', role: 'alert', hidden: true });
+    add.addEventListener('click', () => {
+      add.disabled = true;
+      add.textContent = S.screenshotTaking;
+      box.setAttribute('aria-busy', 'true');
+      this.o.screenshot!().then(
+        (url) => {
+          box.removeAttribute('aria-busy');
+          this.shot = url;
+          if (!box.isConnected) return;
+          this.renderShot(box);
+          (box.querySelector('button') as HTMLElement).focus();
+        },
+        () => {
+          box.removeAttribute('aria-busy');
+          add.disabled = false;
+          add.textContent = S.screenshotAdd;
+          err.textContent = S.screenshotFailed;
+          err.hidden = false;
+        },
+      );
+    });
+    box.replaceChildren(add, err);
+  }
+
+  /** A report that failed here was delivered later (the queue): show the receipt. */
+  delivered(uuid: string): void {
+    if (uuid !== this.uuid) return;
+    this.pending = this.uuid = this.shot = undefined;
+    if (this.backdrop && this.failed) this.renderDone(uuid);
   }
 
   private send(f: FormValues): void {
@@ -207,7 +263,7 @@ export class Widget {
     job.done.then((r) => {
       if (!this.backdrop) return;
       if (r.ok) {
-        this.pending = this.uuid = undefined;
+        this.pending = this.uuid = this.shot = undefined;
         this.renderDone(job.uuid);
       } else this.renderError(r, f);
     });
@@ -235,6 +291,7 @@ export class Widget {
     const close = h('button', { type: 'button' }, S.close);
     close.addEventListener('click', () => this.close());
     this.dialog('ab-title', h('h2', { id: 'ab-title' }, S.errorTitle), h('p', { role: 'alert' }, msg), h('div', { class: 'row' }, close, retry));
+    this.failed = true;
     retry.focus();
   }
 

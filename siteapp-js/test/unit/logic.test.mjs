@@ -5,7 +5,7 @@ import { lib } from './lib.mjs';
 const {
   redactUrl, cap, Ring, uuidv4, installCapture, recordConsole, recordNetwork, buildEvent, capMetadata,
   sendWithRetry, sendOnce, parseRetryAfter, backoff, Queue, MAX_REPORTS, MAX_BYTES, resolveStrings, en, de,
-  collectContext, posthogFlags,
+  collectContext, posthogFlags, withoutScreenshot,
 } = lib;
 
 describe('redaction', () => {
@@ -115,10 +115,11 @@ describe('offline queue', () => {
     assert.equal(MAX_REPORTS, 10);
     assert.deepEqual(q.list().map((p) => p.uuid), ['u5', 'u6', 'u7', 'u8', 'u9', 'u10', 'u11', 'u12', 'u13', 'u14']);
   });
-  test('at most 500 KB, oldest dropped; same uuid replaces', () => {
+  test('at most 1 MB, oldest dropped; same uuid replaces', () => {
     const st = memStorage();
     const q = new Queue(st);
-    for (let i = 0; i < 6; i++) q.add({ uuid: 'u' + i, url: 'u', body: 'x'.repeat(150_000) });
+    for (let i = 0; i < 6; i++) q.add({ uuid: 'u' + i, url: 'u', body: 'x'.repeat(300_000) });
+    assert.equal(MAX_BYTES, 1_000_000);
     assert.ok(st.getItem('arubug:pending').length <= MAX_BYTES);
     assert.deepEqual(q.list().map((p) => p.uuid), ['u3', 'u4', 'u5']);
     q.add({ uuid: 'u4', url: 'u', body: 'small' });
@@ -282,6 +283,19 @@ describe('payload', () => {
     assert.equal(ev.properties.$time_to_submit_ms, 0);
     assert.ok(!('$email' in ev.properties));
     assert.ok(!('$app_metadata' in ev.properties));
+  });
+  test('the screenshot travels as $screenshot; withoutScreenshot drops only it', () => {
+    const shot = 'data:image/jpeg;base64,' + 'A'.repeat(100);
+    const ev = buildEvent({ token: 't', distinctId: 'd', uuid: 'u', now: new Date(0), form: { description: 'x', screenshot: shot }, context: {}, console: [], network: [], openedAt: 0, submittedAt: 1 });
+    assert.equal(ev.properties.$screenshot, shot);
+    const body = JSON.stringify(ev);
+    const slim = JSON.parse(withoutScreenshot(body));
+    assert.equal(slim.properties.$screenshot, undefined);
+    assert.equal(slim.uuid, 'u');
+    assert.equal(slim.properties.$description, 'x');
+    const none = JSON.stringify(buildEvent({ token: 't', distinctId: 'd', uuid: 'u', now: new Date(0), form: { description: 'x' }, context: {}, console: [], network: [], openedAt: 0, submittedAt: 1 }));
+    assert.equal(withoutScreenshot(none), none);
+    assert.equal(withoutScreenshot('not json'), 'not json');
   });
   test('app metadata is size-capped', () => {
     assert.deepEqual(capMetadata({ big: 'x'.repeat(20_000) }), { $truncated: true, $size: 20_010 });

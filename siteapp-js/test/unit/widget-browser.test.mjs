@@ -21,6 +21,11 @@ let failFirst = true;
 before(async () => {
   if (!existsSync(CHROMIUM)) return;
   const js = (await esbuild.build({ entryPoints: [root + 'src/standalone.ts'], bundle: true, format: 'iife', write: false, target: 'es2020' })).outputFiles[0].text;
+  // The screenshot chunk plus the library's SVG step, to look at what would be drawn.
+  const shotJs = (await esbuild.build({
+    stdin: { contents: "export { domToForeignObjectSvg } from 'modern-screenshot'; export * from './src/screenshot.ts';", resolveDir: root, loader: 'ts' },
+    bundle: true, format: 'esm', write: false, target: 'es2020', logLevel: 'error',
+  })).outputFiles[0].text;
   server = createServer((req, res) => {
     const cors = { 'Access-Control-Allow-Origin': '*' };
     if (req.url.startsWith('/arubug.js')) return res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(js);
@@ -40,6 +45,21 @@ before(async () => {
       return;
     }
     if (req.url.startsWith('/broken')) return res.writeHead(500).end('no');
+    if (req.url === '/shot-test.js') return res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(shotJs);
+    if (req.url === '/fixture') {
+      res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:" });
+      return res.end(`<!doctype html><html lang="en"><head><title>fixture</title></head><body>
+<h1>Fixture heading</h1>
+<label>Text <input id="t" value="attr-SECRET-1"></label>
+<label>Password <input id="pw" type="password"></label>
+<label>Note <textarea id="ta">default-SECRET-2</textarea></label>
+<label>Plan <select id="sel"><option>Public option</option><option value="s">SECRET option</option></select></label>
+<label>Agree <input type="checkbox" id="cb"></label>
+<div data-arubug-mask>Balance SECRET 1 234 <span>nested SECRET</span></div>
+<p>Visible paragraph</p>
+<div data-arubug><span>widget SECRET text</span></div>
+</body></html>`);
+    }
     // Strict CSP: no inline script or style; the widget uses adoptedStyleSheets.
     res.writeHead(200, { 'Content-Type': 'text/html', 'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self'" });
     res.end(`<!doctype html><html lang="en"><head><meta name="viewport" content="width=device-width"><title>t</title></head>
@@ -130,5 +150,73 @@ test('German locale and the honeypot is out of the tab order', { skip: !existsSy
   // Submitting empty shows the German "required" message.
   await page.locator('button.primary').click();
   assert.equal(await page.locator('#ab-desc-err').textContent(), 'Bitte füllen Sie dieses Feld aus.');
+  await page.close();
+});
+
+test('screenshot masking: every form value and data-arubug-mask is blanked in the clone, the live page is untouched', { skip: !existsSync(CHROMIUM) && 'no Chromium' }, async () => {
+  const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  const csp = [];
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) csp.push(m.text()); });
+  await page.goto(base + '/fixture');
+  await page.fill('#t', 'typed-SECRET-3');
+  await page.fill('#pw', 'pw-SECRET-4');
+  await page.fill('#ta', 'typed-SECRET-5');
+  await page.selectOption('#sel', 's');
+  await page.check('#cb');
+  const r = await page.evaluate(async () => {
+    const m = await import('/shot-test.js');
+    const svg = await m.domToForeignObjectSvg(document.documentElement, m.shotOptions(window));
+    // Control: without the mask the typed value is in the clone.
+    const bare = await m.domToForeignObjectSvg(document.documentElement, { ...m.shotOptions(window), onCloneEachNode: null });
+    const input = document.createElement('input');
+    input.setAttribute('value', 'x');
+    return {
+      xml: new XMLSerializer().serializeToString(svg),
+      bare: new XMLSerializer().serializeToString(bare),
+      masked: svg.querySelectorAll('[data-arubug-masked]').length,
+      unit: [m.maskNode(input), input.hasAttribute('value'), m.maskNode(document.createElement('p')), m.maskNode(document.createTextNode('t'))],
+      live: [document.getElementById('t').value, document.querySelectorAll('[data-arubug-masked]').length],
+    };
+  });
+  assert.match(r.bare, /typed-SECRET-3/, 'control: unmasked, the typed value would be drawn');
+  assert.doesNotMatch(r.xml, /SECRET/, 'a masked value reached the rendered SVG');
+  assert.match(r.xml, /Fixture heading/);
+  assert.match(r.xml, /Visible paragraph/);
+  assert.equal(r.masked, 6, 'text, password, textarea, select, checkbox, data-arubug-mask');
+  assert.deepEqual(r.unit, [true, false, false, false]);
+  assert.deepEqual(r.live, ['typed-SECRET-3', 0], 'the live page is not changed');
+  assert.deepEqual(csp, []);
+  await page.close();
+});
+
+test('screenshot size: JPEG, scaled to maxWidth, recompressed under the cap', { skip: !existsSync(CHROMIUM) && 'no Chromium' }, async () => {
+  const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  await page.goto(base + '/fixture');
+  const r = await page.evaluate(async () => {
+    const m = await import('/shot-test.js');
+    const url = await m.capture(window, { maxWidth: 500 });
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    // Noise compresses badly: the cap forces lower quality, then a smaller image.
+    const c = document.createElement('canvas');
+    c.width = 1200;
+    c.height = 900;
+    const g = c.getContext('2d');
+    const d = g.createImageData(c.width, c.height);
+    for (let i = 0; i < d.data.length; i++) d.data[i] = (i * 2654435761) % 251;
+    g.putImageData(d, 0, 0);
+    const small = m.encode(c, 60_000);
+    const img2 = new Image();
+    img2.src = small;
+    await img2.decode();
+    return { head: url.slice(0, 23), w: img.naturalWidth, h: img.naturalHeight, max: m.MAX_WIDTH, cap: m.MAX_CHARS, len: url.length, small: small.length, w2: img2.naturalWidth };
+  });
+  assert.equal(r.head, 'data:image/jpeg;base64,');
+  assert.deepEqual([r.w, r.h], [500, 375]);
+  assert.equal(r.max, 1280);
+  assert.equal(r.cap, 700_000);
+  assert.ok(r.len < r.cap);
+  assert.ok(r.small <= 60_000 && r.w2 < 1200, JSON.stringify(r));
   await page.close();
 });
