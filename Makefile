@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 FUZZTIME ?= 10s
 
-.PHONY: help run build widget test test-go test-browser rules-test lint fuzz bench bench-load bench-triage bench-zendesk deps-run deps-test deps-deploy deploy-check clean
+.PHONY: help run build widget web-vendor test test-go test-browser rules-test lint fuzz bench bench-load bench-triage bench-zendesk deps-run deps-test deps-deploy deploy-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: deps-run build ## install ClickHouse if missing, build, start arubug dev
 
 widget: ## rebuild the widget bundles in siteapp-js/dist (committed; CI checks they are current)
 	cd siteapp-js && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+web-vendor: ## re-vendor the web UI's chart library (uPlot, pinned in internal/web/js) into internal/web/assets/vendor
+	cd internal/web/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent vendor
 
 build: ## build bin/arubug and bin/arubug-load
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/arubug
@@ -38,10 +41,13 @@ test-go: ## Go tests (unit, ClickHouse integration, end-to-end with the real bin
 # The test files run one at a time: each starts Chromium and a collector with its own
 # ClickHouse, and with all of them at once posthog-js's unload flush (posthog-compat case 4)
 # once missed an event.
-test-browser: build ## widget unit and browser tests; posthog-js against the collector in headless Chromium
+test-browser: build ## widget and web UI browser tests; posthog-js against the collector in headless Chromium
 	cd siteapp-js && npm ci --no-audit --no-fund --loglevel=error
 	cd siteapp-js && npm run --silent check-build
 	cd siteapp-js && ARUBUG_BIN=$(CURDIR)/$(BIN) node --test --test-concurrency=1 --test-reporter=spec test/
+	cd internal/web/js && npm ci --no-audit --no-fund --loglevel=error
+	cd internal/web/js && npm run --silent check-vendor
+	cd internal/web/js && ARUBUG_BIN=$(CURDIR)/$(BIN) node --test --test-reporter=spec test/
 
 rules-test: build ## check the routing rules and run their test cases
 	./$(BIN) rules check

@@ -34,6 +34,7 @@ import (
 	"github.com/arubug/arubug/internal/server"
 	"github.com/arubug/arubug/internal/spool"
 	"github.com/arubug/arubug/internal/triage"
+	"github.com/arubug/arubug/internal/web"
 	"github.com/arubug/arubug/internal/widget"
 	siteappjs "github.com/arubug/arubug/siteapp-js"
 )
@@ -314,9 +315,11 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		<-drained
 		return err
 	}
+	ui := web.New(web.Config{Store: st, Tickets: tickets, Trends: st, Actions: adminAPI, AdminToken: cfg.AdminToken.Reveal(), Teams: rules.Teams,
+		ProductAreas: rules.ProductAreas, Rules: rules.Rules, RulesStatus: rules.Last, RedirectRoot: name == "dev", Logger: log.With("component", "web")})
 	handler := server.New(server.Options{
 		Capture: cap,
-		Mounts:  append([]func(chi.Router){adminAPI.Mount, widgets.Mount}, mounts...),
+		Mounts:  append([]func(chi.Router){adminAPI.Mount, widgets.Mount, ui.Mount}, mounts...),
 		Checks: []server.Check{
 			{Name: "clickhouse", Fn: st.ping},
 			{Name: "spool", Fn: func(context.Context) error {
@@ -462,6 +465,7 @@ func printDevBanner(w io.Writer, addr string, projects []bugreport.Project, toke
   Readiness          %[1]s/_ready
   Metrics            %[1]s/metrics
 
+  Web UI             %[1]s/ui/         (sign in with the admin token in %[3]s)
   Demo page          %[1]s/demo        (the bug-report widget on a page; try it)
   Admin API          %[1]s/api/v1/teams  (Authorization: Bearer <token in %[3]s>)
   %[4]s

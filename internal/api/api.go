@@ -266,43 +266,11 @@ func (a *API) reroute(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, bugreport.Errorf(bugreport.EINVALID, "invalid_json", "the body must be JSON {\"team\": …, \"reason\": …}"))
 		return
 	}
-	team, ok := a.team(req.Team)
-	if !ok {
-		httperr.Write(w, bugreport.Errorf(bugreport.EINVALID, "unknown_team", "no team named %q", req.Team))
-		return
-	}
-	if len(req.Reason) > 1000 {
-		httperr.Write(w, bugreport.Errorf(bugreport.EINVALID, "reason_too_long", "reason is longer than 1000 characters"))
-		return
-	}
-	rep, err := a.cfg.Store.Report(r.Context(), id)
+	rep, err := a.Reroute(r.Context(), id, req.Team, req.Reason)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	from := rep.Route.Team
-	now := a.cfg.Now().UTC()
-	// The event first: a re-route that is not recorded does not happen.
-	props, _ := json.Marshal(map[string]any{"report_id": id.String(), "from_team": from, "to_team": team.Name, "reason": req.Reason, "by": "admin"})
-	evID, _ := uuid.NewV7()
-	if err := a.cfg.Sink.Append(r.Context(), []bugreport.Event{{
-		UUID: bugreport.UUID(evID), Project: rep.Project, Event: "$bug_report_route", DistinctID: rep.Reporter.DistinctID,
-		Timestamp: now, CreatedAt: now, Properties: string(props),
-	}}); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	tags := append(slices.Clone(team.Tags), "arubug", "rerouted")
-	rep.Route = bugreport.RouteDecision{
-		Team: team.Name, Route: "manual", Priority: orDefault(rep.Route.Priority, team.DefaultPriority), Tags: tags, Assignee: team.Assignee,
-		Explanation: append(rep.Route.Explanation, bugreport.RouteStep{Route: "manual", Matched: true,
-			Reason: "re-routed by an admin from " + from + " to " + team.Name + reasonSuffix(req.Reason)}),
-	}
-	if err := a.cfg.Store.SaveReport(r.Context(), rep, "manual"); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.cfg.Logger.Info("report re-routed", "report", id.String(), "from", from, "to", team.Name)
 	d := detail(rep)
 	if a.cfg.Tickets != nil {
 		t, err := a.ticket(r.Context(), id)
@@ -313,6 +281,52 @@ func (a *API) reroute(w http.ResponseWriter, r *http.Request) {
 		d.Ticket = t
 	}
 	httperr.JSON(w, http.StatusOK, d)
+}
+
+// MaxReasonBytes bounds a re-route's reason.
+const MaxReasonBytes = 1000
+
+// Reroute moves report id to the team named teamName by hand, as
+// POST /api/v1/reports/{id}/route does: it records a $bug_report_route
+// event first, then stores the report with the manual route, and returns
+// it. Errors: EINVALID for an unknown team or a reason longer than
+// MaxReasonBytes, ENOTFOUND for an unknown report, and the store's or the
+// sink's errors.
+func (a *API) Reroute(ctx context.Context, id bugreport.UUID, teamName, reason string) (*bugreport.Report, error) {
+	team, ok := a.team(teamName)
+	if !ok {
+		return nil, bugreport.Errorf(bugreport.EINVALID, "unknown_team", "no team named %q", teamName)
+	}
+	if len(reason) > MaxReasonBytes {
+		return nil, bugreport.Errorf(bugreport.EINVALID, "reason_too_long", "reason is longer than %d characters", MaxReasonBytes)
+	}
+	rep, err := a.cfg.Store.Report(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	from := rep.Route.Team
+	now := a.cfg.Now().UTC()
+	// The event first: a re-route that is not recorded does not happen.
+	props, _ := json.Marshal(map[string]any{"report_id": id.String(), "from_team": from, "to_team": team.Name, "reason": reason, "by": "admin"})
+	evID, _ := uuid.NewV7()
+	if err := a.cfg.Sink.Append(ctx, []bugreport.Event{{
+		UUID: bugreport.UUID(evID), Project: rep.Project, Event: "$bug_report_route", DistinctID: rep.Reporter.DistinctID,
+		Timestamp: now, CreatedAt: now, Properties: string(props),
+	}}); err != nil {
+		return nil, err
+	}
+	tags := append(slices.Clone(team.Tags), "arubug", "rerouted")
+	rep.Route = bugreport.RouteDecision{
+		Team: team.Name, Route: "manual", Priority: orDefault(rep.Route.Priority, team.DefaultPriority), Tags: tags, Assignee: team.Assignee,
+		Explanation: append(rep.Route.Explanation, bugreport.RouteStep{Route: "manual", Matched: true,
+			Reason: "re-routed by an admin from " + from + " to " + team.Name + reasonSuffix(reason)}),
+	}
+	if err := a.cfg.Store.SaveReport(ctx, rep, "manual"); err != nil {
+		return nil, err
+	}
+	rep.RouteSource = "manual"
+	a.cfg.Logger.Info("report re-routed", "report", id.String(), "from", from, "to", team.Name)
+	return rep, nil
 }
 
 func orDefault(s, d string) string {

@@ -51,9 +51,11 @@ func (a *API) ticket(ctx context.Context, id bugreport.UUID) (*ticketJSON, error
 	return t, nil
 }
 
+var errTicketsOff = bugreport.Errorf(bugreport.EUNAVAILABLE, "zendesk_not_configured", "Zendesk sync is off: set ARUBUG_ZENDESK_URL and its credentials")
+
 func (a *API) requireTickets(w http.ResponseWriter) bool {
 	if a.cfg.Tickets == nil {
-		httperr.Write(w, bugreport.Errorf(bugreport.EUNAVAILABLE, "zendesk_not_configured", "Zendesk sync is off: set ARUBUG_ZENDESK_URL and its credentials"))
+		httperr.Write(w, errTicketsOff)
 		return false
 	}
 	return true
@@ -103,22 +105,7 @@ func (a *API) message(public bool) http.HandlerFunc {
 			httperr.Write(w, bugreport.Errorf(bugreport.EINVALID, "invalid_json", "the body must be JSON {\"body\": \"…\"} of at most %d bytes", MaxMessageBytes))
 			return
 		}
-		switch {
-		case strings.TrimSpace(req.Body) == "":
-			httperr.Write(w, bugreport.Errorf(bugreport.EINVALID, "empty_body", "body must not be empty"))
-			return
-		case len(req.Body) > MaxMessageBytes:
-			httperr.Write(w, bugreport.Errorf(bugreport.EINVALID, "body_too_long", "body is longer than %d bytes", MaxMessageBytes))
-			return
-		case !utf8.ValidString(req.Body) || strings.ContainsRune(req.Body, 0):
-			httperr.Write(w, bugreport.Errorf(bugreport.EINVALID, "invalid_text", "body must be UTF-8 text without NUL characters"))
-			return
-		}
-		if _, err := a.cfg.Store.Report(r.Context(), id); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		msg, err := a.cfg.Tickets.SendMessage(id, req.Body, public)
+		msg, err := a.QueueMessage(r.Context(), id, req.Body, public)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -131,19 +118,51 @@ func (a *API) message(public bool) http.HandlerFunc {
 	}
 }
 
+// QueueMessage queues a public reply to the reporter (public) or an
+// internal note on report id's ticket, as POST /api/v1/reports/{id}/messages
+// and /notes do, and returns the message's id. Errors: EUNAVAILABLE when
+// the Zendesk sync is off, EINVALID for an empty, too long or non-text
+// body, ENOTFOUND for an unknown report, and the outbox's errors.
+func (a *API) QueueMessage(ctx context.Context, id bugreport.UUID, body string, public bool) (bugreport.UUID, error) {
+	if a.cfg.Tickets == nil {
+		return bugreport.UUID{}, errTicketsOff
+	}
+	switch {
+	case strings.TrimSpace(body) == "":
+		return bugreport.UUID{}, bugreport.Errorf(bugreport.EINVALID, "empty_body", "body must not be empty")
+	case len(body) > MaxMessageBytes:
+		return bugreport.UUID{}, bugreport.Errorf(bugreport.EINVALID, "body_too_long", "body is longer than %d bytes", MaxMessageBytes)
+	case !utf8.ValidString(body) || strings.ContainsRune(body, 0):
+		return bugreport.UUID{}, bugreport.Errorf(bugreport.EINVALID, "invalid_text", "body must be UTF-8 text without NUL characters")
+	}
+	if _, err := a.cfg.Store.Report(ctx, id); err != nil {
+		return bugreport.UUID{}, err
+	}
+	return a.cfg.Tickets.SendMessage(id, body, public)
+}
+
 // retrySync queues again a report whose sync failed permanently.
 func (a *API) retrySync(w http.ResponseWriter, r *http.Request) {
 	id, ok := parseID(w, r)
 	if !ok || !a.requireTickets(w) {
 		return
 	}
-	if _, err := a.cfg.Store.Report(r.Context(), id); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if err := a.cfg.Tickets.Retry(id); err != nil {
+	if err := a.RetrySync(r.Context(), id); err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	httperr.JSON(w, http.StatusAccepted, map[string]any{"report_id": id.String(), "status": "queued"})
+}
+
+// RetrySync queues report id's ticket sync again, as
+// POST /api/v1/reports/{id}/sync does. Errors: EUNAVAILABLE when the
+// Zendesk sync is off, ENOTFOUND for an unknown report, and the outbox's.
+func (a *API) RetrySync(ctx context.Context, id bugreport.UUID) error {
+	if a.cfg.Tickets == nil {
+		return errTicketsOff
+	}
+	if _, err := a.cfg.Store.Report(ctx, id); err != nil {
+		return err
+	}
+	return a.cfg.Tickets.Retry(id)
 }
