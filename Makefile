@@ -90,11 +90,13 @@ deps-run: ## install clickhouse-server from the distribution if it is missing
 		$(APT) update -q && $(APT) install -y -q clickhouse-server clickhouse-client; \
 	fi
 
-deps-test: deps-run ## also install Chromium and check Node.js for the browser tests
+deps-test: deps-run ## also install Chromium, Node.js (browser tests) and ZooKeeper (cluster tests)
 	@if [ -x /usr/bin/chromium ]; then echo "chromium: found"; else \
 		echo "chromium: not found; installing it"; $(APT) update -q && $(APT) install -y -q chromium; fi
 	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then echo "node: $$(node --version)"; else \
 		echo "node: not found; installing it"; $(APT) update -q && $(APT) install -y -q nodejs npm; fi
+	@if [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; then echo "zookeeper: found"; else \
+		echo "zookeeper: not found; installing it (the ClickHouse cluster tests run it)"; $(APT) update -q && $(APT) install -y -q zookeeper; fi
 
 deps-deploy: ## install promtool (Debian's prometheus package) if it is missing
 	@if command -v promtool >/dev/null 2>&1; then echo "promtool: found"; else \

@@ -39,10 +39,14 @@ ARUBUG_BUG_REPORTS_PER_IP=0 ARUBUG_BUG_REPORTS_PER_USER=0 \
 for _ in $(seq 1 300); do curl -fs "http://$addr/_ready" >/dev/null 2>&1 && break; sleep 0.2; done
 
 "$LOAD" -quiet -json -url "http://$addr" -bug-reports -rate "$REPORTS" -c 4 -d "$DURATION" > "$work/reports.json"
-# Let the queue drain: wait until the outbox is empty (at most 5 minutes).
+# Let the queue drain: wait until every acked report has its ticket and the
+# outbox is empty (at most 5 minutes).
+acked=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["ok"])' "$work/reports.json")
 for _ in $(seq 1 300); do
-	depth=$(curl -fs "http://$addr/metrics" | awk '/^arubug_zendesk_outbox_depth /{print $2}')
-	[ "${depth:-1}" = "0" ] && break
+	m=$(curl -fs "http://$addr/metrics")
+	depth=$(awk '/^arubug_zendesk_outbox_depth /{print $2}' <<<"$m")
+	created=$(awk '/^arubug_zendesk_tickets_created_total /{printf "%d", $2}' <<<"$m")
+	[ "${depth:-1}" = "0" ] && [ "${created:-0}" -ge "$acked" ] && break
 	sleep 1
 done
 [ -n "${KEEP_LOG:-}" ] && cp "$work/arubug.log" "$KEEP_LOG"

@@ -96,7 +96,7 @@ func seedCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer stop()
-	db, err := clickhouse.Open(ctx, clickhouse.Options{DSN: dsn, Logger: log, CreateDatabase: true})
+	db, err := clickhouse.Open(ctx, clickhouse.Options{DSN: dsn, Logger: log, CreateDatabase: true, Cluster: cfg.ClickHouseCluster})
 	if err != nil {
 		return err
 	}

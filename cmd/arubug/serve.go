@@ -100,6 +100,7 @@ func clickHouseSource(ctx context.Context, cfg config.Config, log *slog.Logger) 
 // spool keeps them until it answers.
 type store struct {
 	dsn        string
+	cluster    string // clickhouse_cluster; "" = one server
 	log        *slog.Logger
 	queryLimit time.Duration // max_execution_time of enrichment queries
 	mu         sync.Mutex
@@ -114,7 +115,7 @@ func (s *store) get(ctx context.Context) (*clickhouse.DB, error) {
 	if s.db != nil {
 		return s.db, nil
 	}
-	db, err := clickhouse.Open(ctx, clickhouse.Options{DSN: s.dsn, Logger: s.log, CreateDatabase: true})
+	db, err := clickhouse.Open(ctx, clickhouse.Options{DSN: s.dsn, Logger: s.log, CreateDatabase: true, Cluster: s.cluster})
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +209,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	if err != nil {
 		return fmt.Errorf("routing rules (set --rules-file or ARUBUG_RULES_FILE): %w", err)
 	}
-	st := &store{dsn: dsn, log: log.With("component", "clickhouse"), queryLimit: 5 * time.Second}
+	st := &store{dsn: dsn, cluster: cfg.ClickHouseCluster, log: log.With("component", "clickhouse"), queryLimit: 5 * time.Second}
 	defer st.close()
 	if err := st.ping(ctx); err != nil {
 		log.Warn("clickhouse is not reachable yet; events are kept in the spool until it is", "err", err)

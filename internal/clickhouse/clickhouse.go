@@ -26,6 +26,7 @@ import (
 type DB struct {
 	conn     driver.Conn
 	database string
+	cluster  string // "" outside cluster mode
 	log      *slog.Logger
 	reports  reportBatcher // shares bug_reports inserts between concurrent SaveReport calls
 }
@@ -37,8 +38,14 @@ type Options struct {
 	// DSN is clickhouse://user:password@host:9000/database?dial_timeout=5s.
 	DSN    string
 	Logger *slog.Logger
-	// CreateDatabase creates the DSN's database if it does not exist.
+	// CreateDatabase creates the DSN's database if it does not exist (in
+	// cluster mode on every node, ON CLUSTER).
 	CreateDatabase bool
+	// Cluster, when set, is the name of the ClickHouse cluster (the
+	// server's remote_servers) the schema lives on: Migrate creates
+	// replicated tables behind Distributed ones on every node (see
+	// ClusterStatements), and inserts wait for the shards (see Open).
+	Cluster string
 }
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -86,7 +93,31 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Cluster != "" && !identRE.MatchString(o.Cluster) {
+		return nil, fmt.Errorf("clickhouse cluster name %q must match %s", o.Cluster, identRE)
+	}
 	opts, _ := ch.ParseDSN(o.DSN)
+	if o.Cluster != "" {
+		if opts.Settings == nil {
+			opts.Settings = ch.Settings{}
+		}
+		// An INSERT into a Distributed table returns, by default, once the
+		// rows are queued on the local disk of the node that received them,
+		// to be forwarded in the background: an acknowledged insert could
+		// then be lost with that node, or wait there while its shard is
+		// down, and Arubug would already have deleted the events from its
+		// spool. insert_distributed_sync=1 makes the INSERT return only
+		// when every shard has written its rows to one of its replicas
+		// (internal_replication then copies them to the others), so a
+		// successful insert is as durable as a single-node one and a
+		// failed one is retried from the spool; rows a shard did write
+		// before a failure collapse with the retry, which the sharding key
+		// sends to the same shard. Both 18.16 and current releases accept
+		// this name (current ones as an alias of
+		// distributed_foreground_insert). It is forced, whatever the DSN
+		// says, because the spool's guarantee depends on it.
+		opts.Settings["insert_distributed_sync"] = 1
+	}
 	if opts.DialTimeout == 0 || opts.DialTimeout > 10*time.Second {
 		opts.DialTimeout = 5 * time.Second
 	}
@@ -99,7 +130,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse: %w", err)
 		}
-		err = conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database)
+		err = createDatabase(ctx, conn, database, o.Cluster)
 		_ = conn.Close()
 		if err != nil {
 			return nil, fmt.Errorf("clickhouse: create database %s: %w", database, err)
@@ -114,7 +145,31 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("clickhouse: ping %s: %w", opts.Addr, err)
 	}
-	return &DB{conn: conn, database: database, log: o.Logger}, nil
+	if o.Cluster != "" {
+		if conn, err = withProductMode(ctx, conn, opts); err != nil {
+			return nil, err
+		}
+	}
+	return &DB{conn: conn, database: database, cluster: o.Cluster, log: o.Logger}, nil
+}
+
+// createDatabase creates the database, on every node of the cluster if
+// there is one. ON CLUSTER waits for every node, so it is skipped when the
+// database exists here already: a node that is down then does not hold up
+// the start of an instance (`arubug migrate --cluster` creates it on nodes
+// added later).
+func createDatabase(ctx context.Context, conn driver.Conn, database, cluster string) error {
+	if cluster == "" {
+		return conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", database).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	return conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+database+" ON CLUSTER "+cluster)
 }
 
 // Close closes the pool.
@@ -128,6 +183,9 @@ func (db *DB) Conn() driver.Conn { return db.conn }
 
 // Database returns the database name.
 func (db *DB) Database() string { return db.database }
+
+// Cluster returns the cluster name given to Open, or "" outside cluster mode.
+func (db *DB) Cluster() string { return db.cluster }
 
 // eventColumns is the explicit column list batches need on 18.16.
 const eventColumns = "uuid, project, event, distinct_id, timestamp, timestamp_ms, created_at, properties, person_set, person_set_once, session_id, window_id, device_id, current_url, pathname, host, lib, lib_version, ip"

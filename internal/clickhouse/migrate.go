@@ -195,14 +195,44 @@ ORDER BY (project, report_id)`,
 }
 
 // Migrate applies the migrations not yet recorded in schema_migrations and
-// returns how many it applied.
+// returns how many it applied. In cluster mode (Options.Cluster) each
+// statement runs ON CLUSTER in the shape ClusterStatements gives it, and
+// schema_migrations is replicated to every node. It refuses a database whose
+// tables were made for the other mode.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
-	if err := db.conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-	version UInt32,
-	name String,
-	applied_at DateTime
-) ENGINE = ReplacingMergeTree()
-ORDER BY version`); err != nil {
+	return db.migrate(ctx, false)
+}
+
+// MigrateEveryNode is Migrate for `arubug migrate`: in cluster mode it also
+// runs the statements of the migrations already recorded again, ON CLUSTER,
+// so that nodes added to the cluster since get the database and every table
+// (the statements are idempotent). Outside cluster mode it is Migrate.
+//
+// Migrate, which serve runs at every start, does not: ON CLUSTER waits for
+// every node, and one node being down must not hold up a start.
+func (db *DB) MigrateEveryNode(ctx context.Context) (int, error) {
+	if db.cluster == "" {
+		return db.migrate(ctx, false)
+	}
+	if err := db.checkCluster(ctx); err != nil {
+		return 0, err
+	}
+	if err := db.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db.database+" ON CLUSTER "+db.cluster); err != nil {
+		return 0, fmt.Errorf("clickhouse: create database %s on cluster %s: %w", db.database, db.cluster, err)
+	}
+	return db.migrate(ctx, true)
+}
+
+func (db *DB) migrate(ctx context.Context, everyNode bool) (int, error) {
+	if db.cluster != "" && !everyNode {
+		if err := db.checkCluster(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if err := db.checkSchemaMode(ctx); err != nil {
+		return 0, err
+	}
+	if err := db.createSchemaMigrations(ctx, everyNode); err != nil {
 		return 0, fmt.Errorf("clickhouse: create schema_migrations: %w", err)
 	}
 	applied, err := db.AppliedVersions(ctx)
@@ -211,13 +241,20 @@ ORDER BY version`); err != nil {
 	}
 	n := 0
 	for _, m := range Migrations {
-		if applied[m.Version] {
+		if applied[m.Version] && !everyNode {
 			continue
 		}
-		for i, stmt := range m.Statements {
+		stmts, err := db.statements(m)
+		if err != nil {
+			return n, err
+		}
+		for i, stmt := range stmts {
 			if err := db.conn.Exec(ctx, stmt); err != nil {
 				return n, fmt.Errorf("clickhouse: migration %d (%s) statement %d: %w", m.Version, m.Name, i+1, err)
 			}
+		}
+		if applied[m.Version] {
+			continue
 		}
 		batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
 		if err != nil {
@@ -229,10 +266,45 @@ ORDER BY version`); err != nil {
 		if err := batch.Send(); err != nil {
 			return n, fmt.Errorf("clickhouse: record migration %d: %w", m.Version, err)
 		}
-		db.log.Info("clickhouse migration applied", "version", m.Version, "name", m.Name)
+		db.log.Info("clickhouse migration applied", "version", m.Version, "name", m.Name, "cluster", db.cluster)
 		n++
 	}
 	return n, nil
+}
+
+// statements returns the statements of m as this mode runs them.
+func (db *DB) statements(m Migration) ([]string, error) {
+	if db.cluster == "" {
+		return m.Statements, nil
+	}
+	var out []string
+	for _, stmt := range m.Statements {
+		cs, err := ClusterStatements(stmt, db.cluster, db.database)
+		if err != nil {
+			return nil, fmt.Errorf("clickhouse: migration %d (%s): %w", m.Version, m.Name, err)
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
+// createSchemaMigrations creates the record of applied migrations. In
+// cluster mode the ON CLUSTER statement is skipped when the table exists
+// here already, unless everyNode asks for it.
+func (db *DB) createSchemaMigrations(ctx context.Context, everyNode bool) error {
+	if db.cluster == "" {
+		return db.conn.Exec(ctx, schemaMigrationsTable)
+	}
+	if !everyNode {
+		var n uint64
+		if err := db.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = 'schema_migrations'", db.database).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return db.conn.Exec(ctx, clusterSchemaMigrations(db.cluster, db.database))
 }
 
 // AppliedVersions returns the recorded migration versions.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -31,6 +32,9 @@ type Config struct {
 	DataDir          string
 	ClickHouseDSN    Secret // may hold a password
 	ClickHouseBinary string
+	// ClickHouseCluster names the ClickHouse cluster the schema lives on
+	// (replicated tables behind Distributed ones); empty: one server.
+	ClickHouseCluster string
 
 	ProjectTokens []string
 	ReplayHost    string
@@ -147,6 +151,7 @@ func (c *Config) settings() []setting {
 		{key: "addr", usage: "HTTP listen address", value: stringValue{&c.Addr}},
 		{key: "data_dir", usage: "directory for the spool and the managed ClickHouse's data", value: stringValue{&c.DataDir}},
 		{key: "clickhouse_dsn", usage: "ClickHouse native DSN, e.g. clickhouse://127.0.0.1:9000/arubug; empty starts a managed local clickhouse-server under data_dir", value: secretValue{&c.ClickHouseDSN}, secret: true},
+		{key: "clickhouse_cluster", usage: "ClickHouse cluster (remote_servers name) to create the schema on and to read and write through Distributed tables; needs clickhouse_dsn; empty = one server (deploy/clickhouse/README.md)", value: stringValue{&c.ClickHouseCluster}},
 		{key: "clickhouse_binary", usage: "clickhouse-server binary for the managed local server (default: found in PATH)", value: stringValue{&c.ClickHouseBinary}},
 		{key: "project_tokens", usage: "comma-separated public capture tokens, each a project named after its token (use the file's projects list to name them)", value: listValue{&c.ProjectTokens}},
 		{key: "replay_host", usage: "PostHog UI host for session-replay links of projects given by token", value: stringValue{&c.ReplayHost}},
@@ -311,6 +316,25 @@ func Keys() []string {
 	return out
 }
 
+// CheckClickHouseCluster reports what is wrong with clickhouse_cluster: a
+// name that is not an identifier, or a cluster without clickhouse_dsn (the
+// managed local server is a single server). Validate includes it; migrate,
+// which does not need the rest, calls it alone.
+func (c *Config) CheckClickHouseCluster() error {
+	if c.ClickHouseCluster == "" {
+		return nil
+	}
+	if !clusterNameRE.MatchString(c.ClickHouseCluster) {
+		return fmt.Errorf("clickhouse_cluster %q must be a name of letters, digits and _ (not starting with a digit)", c.ClickHouseCluster)
+	}
+	if c.ClickHouseDSN == "" {
+		return errors.New("clickhouse_cluster needs clickhouse_dsn: the managed local clickhouse-server is not a cluster")
+	}
+	return nil
+}
+
+var clusterNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // Validate reports every problem in c at once.
 func (c *Config) Validate() error {
 	var errs []error
@@ -330,6 +354,9 @@ func (c *Config) Validate() error {
 		if _, err := clickhouse.ParseDSN(c.ClickHouseDSN.Reveal()); err != nil {
 			add("clickhouse_dsn: %v", err)
 		}
+	}
+	if err := c.CheckClickHouseCluster(); err != nil {
+		errs = append(errs, err)
 	}
 	projects, err := c.ProjectList()
 	if err != nil {

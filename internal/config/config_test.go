@@ -221,3 +221,38 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestClickHouseCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name, cluster, dsn, want string
+	}{
+		{"off", "", "", ""},
+		{"ok", "arubug", "clickhouse://h1:9000,h2:9000/arubug", ""},
+		{"not a name", "my-cluster", "clickhouse://h:9000/arubug", "clickhouse_cluster \"my-cluster\" must be a name"},
+		{"without a DSN", "arubug", "", "clickhouse_cluster needs clickhouse_dsn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Default()
+			cfg.ProjectTokens = []string{"phc_x"}
+			cfg.ClickHouseCluster = tc.cluster
+			cfg.ClickHouseDSN = Secret(tc.dsn)
+			err := cfg.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate: %v, want %q", err, tc.want)
+			}
+			if err := cfg.CheckClickHouseCluster(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CheckClickHouseCluster: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := Load("migrate", Default(), nil, env(map[string]string{"ARUBUG_CLICKHOUSE_CLUSTER": "c1"}), &bytes.Buffer{})
+	if err != nil || cfg.ClickHouseCluster != "c1" {
+		t.Fatalf("from the environment: %q %v", cfg.ClickHouseCluster, err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/arubug/arubug/internal/clickhouse/localch"
+	"github.com/arubug/arubug/internal/clickhouse/localch/localcluster"
 )
 
 // EnvDSN names the environment variable that points DSN at an existing
@@ -237,4 +239,45 @@ func withDatabase(dsn, db string) (string, error) {
 		u.RawQuery = q.Encode()
 	}
 	return u.String(), nil
+}
+
+// NewCluster starts a local ClickHouse cluster (deploy/clickhouse/local-cluster.sh:
+// ZooKeeper and one clickhouse-server per replica, on loopback ports) with
+// the given layout (replicas per shard, e.g. "2" or "2,1"), and stops it
+// when the test ends, whether or not the test passed; the nodes' logs are
+// kept in the test's log when it failed.
+//
+// A missing ClickHouse fails the test. A missing ZooKeeper (Debian's
+// zookeeper package) fails it under CI (CI set) and skips it elsewhere, with
+// the command that installs it.
+func NewCluster(t testing.TB, layout string) *localcluster.Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := localcluster.Start(ctx, localcluster.Options{Dir: dir, Layout: layout})
+	if err != nil {
+		if errors.Is(err, localcluster.ErrMissing) && strings.Contains(strings.ToLower(err.Error()), "zookeeper") && os.Getenv("CI") == "" {
+			t.Skipf("%v\n(install it with `apt-get install zookeeper`, or run `make test`, which does)", err)
+		}
+		t.Fatalf("localchtest: start ClickHouse cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range c.Nodes {
+				b, _ := os.ReadFile(filepath.Join(n.LogDir, "clickhouse-server.err.log"))
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				if len(lines) > 15 {
+					lines = lines[len(lines)-15:]
+				}
+				t.Logf("%s error log (last lines):\n%s", n.Name, strings.Join(lines, "\n"))
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			t.Errorf("localchtest: stop ClickHouse cluster: %v", err)
+		}
+	})
+	return c
 }
