@@ -26,6 +26,8 @@ local ClickHouse under --data-dir, like serve.
   --reports N    bug reports (default 300)
   --days N       spread over this many days up to now (default 30)
   --seed N       random seed (default 1)
+  --events-per-person N   ordinary events of each reporter (default 40; there
+                 is one reporter per three reports)
   --project NAME project to fill (default: the first configured project)
 
 The ClickHouse, data dir, project and rules settings are those of
@@ -33,7 +35,7 @@ The ClickHouse, data dir, project and rules settings are those of
 `
 
 func seedCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	own, rest, err := takeFlags(args, "reports", "days", "seed", "project")
+	own, rest, err := takeFlags(args, "reports", "days", "seed", "project", "events-per-person")
 	if err != nil {
 		return err
 	}
@@ -63,6 +65,10 @@ func seedCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	s, err := num("seed", 1)
+	if err != nil {
+		return err
+	}
+	perPerson, err := num("events-per-person", 40)
 	if err != nil {
 		return err
 	}
@@ -105,7 +111,9 @@ func seedCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	start := time.Now()
-	sum, err := seed.Run(ctx, db, seedOptions(cfg, project, rules, reports, days, uint64(s)), func(sum seed.Summary) {
+	o := seedOptions(cfg, project, rules, reports, days, uint64(s))
+	o.EventsPerPerson = perPerson
+	sum, err := seed.Run(ctx, db, o, func(sum seed.Summary) {
 		fmt.Fprintf(stderr, "\rseeding %s: %s", project.Name, sum)
 	})
 	fmt.Fprintln(stderr)

@@ -65,3 +65,11 @@ type TicketLink struct {
 	Attempts  uint32    `json:"attempts"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// TicketStatus is a ticket's Zendesk status as of a time (Zendesk's
+// updated_at).
+type TicketStatus struct {
+	Link   *TicketLink
+	Status string
+	At     time.Time
+}

@@ -16,21 +16,31 @@ const linkColumns = "report_id, version, project, reported_at, ticket_id, proble
 
 // SaveTicketLink stores a new version of a report's ticket link.
 func (db *DB) SaveTicketLink(ctx context.Context, l *bugreport.TicketLink) error {
+	return db.SaveTicketLinks(ctx, []*bugreport.TicketLink{l})
+}
+
+// SaveTicketLinks stores new versions of several links in one insert.
+func (db *DB) SaveTicketLinks(ctx context.Context, links []*bugreport.TicketLink) error {
+	if len(links) == 0 {
+		return nil
+	}
 	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO ticket_links ("+linkColumns+")")
 	if err != nil {
 		return fmt.Errorf("clickhouse: prepare ticket link insert: %w", err)
 	}
 	defer func() { _ = batch.Abort() }()
 	now := time.Now().UTC()
-	if l.UpdatedAt.IsZero() {
-		l.UpdatedAt = now
-	}
-	if err := batch.Append(uuid.UUID(l.ReportID), uint64(now.UnixNano()), l.Project, l.ReportedAt.UTC(), l.TicketID, l.ProblemID,
-		l.Team, l.State, l.Error, l.Attempts, l.UpdatedAt.UTC()); err != nil {
-		return fmt.Errorf("clickhouse: append ticket link %s: %w", l.ReportID, err)
+	for _, l := range links {
+		if l.UpdatedAt.IsZero() {
+			l.UpdatedAt = now
+		}
+		if err := batch.Append(uuid.UUID(l.ReportID), uint64(now.UnixNano()), l.Project, l.ReportedAt.UTC(), l.TicketID, l.ProblemID,
+			l.Team, l.State, l.Error, l.Attempts, l.UpdatedAt.UTC()); err != nil {
+			return fmt.Errorf("clickhouse: append ticket link %s: %w", l.ReportID, err)
+		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert ticket link %s: %w", l.ReportID, err)
+		return fmt.Errorf("clickhouse: insert %d ticket links: %w", len(links), err)
 	}
 	return nil
 }
@@ -51,16 +61,27 @@ func scanLink(rows interface{ Scan(...any) error }) (*bugreport.TicketLink, erro
 // SaveTicketStatus records the ticket's Zendesk status as of at (Zendesk's
 // updated_at); an older status never replaces a newer one.
 func (db *DB) SaveTicketStatus(ctx context.Context, l *bugreport.TicketLink, status string, at time.Time) error {
+	return db.SaveTicketStatuses(ctx, []bugreport.TicketStatus{{Link: l, Status: status, At: at}})
+}
+
+// SaveTicketStatuses records several statuses in one insert.
+func (db *DB) SaveTicketStatuses(ctx context.Context, ss []bugreport.TicketStatus) error {
+	if len(ss) == 0 {
+		return nil
+	}
 	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO ticket_status (report_id, version, project, reported_at, ticket_id, status, updated_at)")
 	if err != nil {
 		return fmt.Errorf("clickhouse: prepare ticket status insert: %w", err)
 	}
 	defer func() { _ = batch.Abort() }()
-	if err := batch.Append(uuid.UUID(l.ReportID), uint64(at.UnixNano()), l.Project, l.ReportedAt.UTC(), l.TicketID, status, at.UTC()); err != nil {
-		return fmt.Errorf("clickhouse: append ticket status %s: %w", l.ReportID, err)
+	for _, s := range ss {
+		l := s.Link
+		if err := batch.Append(uuid.UUID(l.ReportID), uint64(s.At.UnixNano()), l.Project, l.ReportedAt.UTC(), l.TicketID, s.Status, s.At.UTC()); err != nil {
+			return fmt.Errorf("clickhouse: append ticket status %s: %w", l.ReportID, err)
+		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert ticket status %s: %w", l.ReportID, err)
+		return fmt.Errorf("clickhouse: insert %d ticket statuses: %w", len(ss), err)
 	}
 	return nil
 }
@@ -68,7 +89,7 @@ func (db *DB) SaveTicketStatus(ctx context.Context, l *bugreport.TicketLink, sta
 // TicketLink returns the latest link of a report, with its ticket's
 // status, or ErrNotFound.
 func (db *DB) TicketLink(ctx context.Context, id bugreport.UUID) (*bugreport.TicketLink, error) {
-	links, err := db.queryLinks(ctx, "ticket link", "SELECT "+linkColumns+" FROM ticket_links FINAL WHERE report_id = ? LIMIT 1", uuid.UUID(id))
+	links, err := db.queryLinks(ctx, "ticket link", "SELECT "+linkColumns+" FROM ticket_links FINAL PREWHERE report_id = ? LIMIT 1", uuid.UUID(id))
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +113,7 @@ func (db *DB) fillStatus(ctx context.Context, links []*bugreport.TicketLink) err
 	}
 	// The driver binds a slice as an array literal, which 18.16's IN
 	// refuses; has() takes it.
-	rows, err := db.conn.Query(ctx, "SELECT report_id, status FROM ticket_status FINAL WHERE has(?, toString(report_id))", ids)
+	rows, err := db.conn.Query(ctx, "SELECT report_id, status FROM ticket_status FINAL PREWHERE has(?, toString(report_id))", ids)
 	if err != nil {
 		return fmt.Errorf("clickhouse: ticket status: %w", err)
 	}

@@ -26,9 +26,9 @@ import (
 // Store is where the history goes.
 type Store interface {
 	WriteEvents(ctx context.Context, events []bugreport.Event) error
-	SaveReport(ctx context.Context, r *bugreport.Report, source string) error
-	SaveTicketLink(ctx context.Context, l *bugreport.TicketLink) error
-	SaveTicketStatus(ctx context.Context, l *bugreport.TicketLink, status string, at time.Time) error
+	SaveReports(ctx context.Context, rs []*bugreport.Report, source string) error
+	SaveTicketLinks(ctx context.Context, links []*bugreport.TicketLink) error
+	SaveTicketStatuses(ctx context.Context, ss []bugreport.TicketStatus) error
 }
 
 // Options sizes the history.
@@ -120,17 +120,38 @@ func Run(ctx context.Context, st Store, o Options, progress func(Summary)) (Summ
 			ua:    agents[g.rnd.IntN(len(agents))],
 		}
 	}
-	var batch []bugreport.Event
+	var (
+		batch    []bugreport.Event
+		reports  []*bugreport.Report
+		links    []*bugreport.TicketLink
+		statuses []bugreport.TicketStatus
+	)
+	// flush writes what has piled up: events in inserts of up to 20 000,
+	// reports with their links and statuses in inserts of up to 5 000.
 	flush := func(force bool) error {
-		if len(batch) == 0 || (!force && len(batch) < 5000) {
-			return nil
+		if len(batch) > 0 && (force || len(batch) >= 20000) {
+			if err := st.WriteEvents(ctx, batch); err != nil {
+				return err
+			}
+			sum.Events += len(batch)
+			batch = batch[:0]
+			progress(sum)
 		}
-		if err := st.WriteEvents(ctx, batch); err != nil {
-			return err
+		if len(reports) > 0 && (force || len(reports) >= 5000) {
+			if err := st.SaveReports(ctx, reports, "rules"); err != nil {
+				return err
+			}
+			if err := st.SaveTicketLinks(ctx, links); err != nil {
+				return err
+			}
+			if err := st.SaveTicketStatuses(ctx, statuses); err != nil {
+				return err
+			}
+			sum.Reports += len(reports)
+			sum.Tickets += len(links)
+			reports, links, statuses = reports[:0], links[:0], statuses[:0]
+			progress(sum)
 		}
-		sum.Events += len(batch)
-		batch = batch[:0]
-		progress(sum)
 		return nil
 	}
 	for i, p := range people {
@@ -149,39 +170,26 @@ func Run(ctx context.Context, st Store, o Options, progress func(Summary)) (Summ
 		}
 		ev, r := g.report(i, p, like)
 		batch = append(batch, ev)
-		if err := st.SaveReport(ctx, r, "rules"); err != nil {
-			return sum, err
-		}
-		sum.Reports++
+		reports = append(reports, r)
 		if like == nil && len(first) < 50 {
 			first = append(first, r)
 		}
-		if r.Spam {
-			continue
+		if !r.Spam {
+			msgs, link, status, statusAt := g.ticket(i, r, p)
+			links = append(links, link)
+			statuses = append(statuses, bugreport.TicketStatus{Link: link, Status: status, At: statusAt})
+			for _, m := range msgs {
+				batch = append(batch, zendesk.MessageEvent(o.Project, m, m.At))
+			}
+			sum.Messages += len(msgs)
 		}
-		msgs, link, status, statusAt := g.ticket(i, r, p)
-		if err := st.SaveTicketLink(ctx, link); err != nil {
-			return sum, err
-		}
-		if err := st.SaveTicketStatus(ctx, link, status, statusAt); err != nil {
-			return sum, err
-		}
-		sum.Tickets++
-		for _, m := range msgs {
-			batch = append(batch, zendesk.MessageEvent(o.Project, m, m.At))
-		}
-		sum.Messages += len(msgs)
 		if err := flush(false); err != nil {
 			return sum, err
-		}
-		if (i+1)%100 == 0 {
-			progress(sum)
 		}
 	}
 	if err := flush(true); err != nil {
 		return sum, err
 	}
-	progress(sum)
 	return sum, nil
 }
 
