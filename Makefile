@@ -14,7 +14,7 @@ SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT      := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
 FUZZTIME ?= 10s
 
-.PHONY: help run build widget web-vendor test test-go test-browser rules-test lint fuzz bench bench-load bench-triage bench-zendesk deps-run deps-test deps-deploy deploy-check clean
+.PHONY: help run build widget web-vendor test test-go test-browser rules-test check-faults lint fuzz bench bench-load bench-triage bench-zendesk bench-scenario bench-trends deps-run deps-test deps-deploy deploy-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ build: ## build bin/arubug and bin/arubug-load
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/arubug
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(LOADBIN) ./cmd/arubug-load
 
-test: deps-test lint rules-test test-go fuzz test-browser deploy-check ## install test dependencies and run every test
+test: deps-test lint rules-test test-go check-faults fuzz test-browser deploy-check ## install test dependencies and run every test
 	@echo "make test: all checks passed"
 
 test-go: ## Go tests (unit, ClickHouse integration, end-to-end with the real binary)
@@ -53,12 +53,26 @@ rules-test: build ## check the routing rules and run their test cases
 	./$(BIN) rules check
 	./$(BIN) rules test
 
+# The whole pipeline under faults (docs/reliability.md). First a short run with -self-test,
+# which expects an event, a report and a reply that were never sent: it must fail with
+# exactly 4 violations (the event; the report as an event and as a ticket; the reply),
+# proving the checks catch a loss. Then 60 s of mixed load with every fault kind once;
+# any violated invariant fails the target. A missing ClickHouse fails it too (exit 2),
+# never skips it.
+check-faults: build ## 60 s scenario with kill -9, ClickHouse down, Zendesk 5xx/429/drops and a full spool; checks the invariants
+	@set +e; out=$$(./$(LOADBIN) scenario -quiet -d 12s -self-test 2>&1); code=$$?; set -e; \
+	if [ $$code -ne 1 ] || ! grep -q "FAIL: 4 invariant violations" <<<"$$out"; then \
+		echo "$$out"; echo "check-faults: the -self-test run must fail with exactly 4 violations (exit status $$code)"; exit 1; fi; \
+	echo "check-faults: self-test ok: the checks caught the missing event, report and reply"
+	./$(LOADBIN) scenario -d 60s -faults all -drain-timeout 150s
+
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 fuzz: ## run every fuzz target briefly (FUZZTIME=10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/capture/
+	$(GO) test -run='^$$' -fuzz='^FuzzFastJSON$$' -fuzztime=$(FUZZTIME) ./internal/capture/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecompressFromBase64$$' -fuzztime=$(FUZZTIME) ./internal/capture/lzstring/
 	$(GO) test -run='^$$' -fuzz='^FuzzRoundTrip$$' -fuzztime=$(FUZZTIME) ./internal/capture/lzstring/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./internal/spool/
@@ -79,8 +93,14 @@ bench-load: build ## capture throughput vs the do-nothing handler and direct Cli
 bench-triage: build ## ack → routed latency of bug reports under background load
 	cmd/arubug-load/triage-bench.sh
 
+bench-trends: build ## p50/p95 of every trends query and UI page on a seeded history (10 M events, 100 k reports)
+	cmd/arubug-load/trends-bench.sh
+
 bench-zendesk: build ## ack → ticket latency with the Zendesk simulator at a 700 requests/min limit
 	cmd/arubug-load/zendesk-bench.sh
+
+bench-scenario: build ## the mixed scenario without faults, with the do-nothing and direct-ClickHouse baselines
+	./$(LOADBIN) scenario -d $${DURATION:-60s} -baselines $${BASELINES:-15s} -json-out $${OUT:-/tmp}/scenario.json
 
 deps-run: ## install clickhouse-server from the distribution if it is missing
 	@if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ] || [ -x /usr/bin/clickhouse-server ]; then \

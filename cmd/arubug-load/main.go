@@ -61,6 +61,8 @@ const usageHead = `arubug-load: load generator for Arubug's PostHog-compatible c
 Usage:
   arubug-load [flags]                    send load, print a summary
   arubug-load -noop-server ADDR          serve the do-nothing baseline handler
+  arubug-load scenario [flags]           full stack, mixed load, faults, invariant checks
+                                         (see arubug-load scenario -h)
 
 Each request POSTs posthog-js-shaped events ($pageview, $autocapture, custom
 events) with a fresh UUIDv7 each; distinct_id is "<run-id>:user-NNNNN" and
@@ -138,6 +140,9 @@ func usage(fs *flag.FlagSet, w io.Writer) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "scenario" || args[0] == "-scenario" || args[0] == "--scenario") {
+		return runScenario(ctx, args[1:], stdout, stderr)
+	}
 	var o options
 	fs := newFlagSet(&o)
 	fs.SetOutput(io.Discard)

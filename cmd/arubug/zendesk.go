@@ -44,6 +44,9 @@ Flags of simulate:
   --rules-file FILE           create a group for every zendesk_group of the rules
                               (default: ARUBUG_RULES_FILE or routing-rules/rules.yaml, if it exists)
   --requests-per-minute N     answer 429 past N API requests a minute (default 0: no limit)
+  Control API (no auth): POST /_sim/tickets/{id}/agent_reply|email_reply {"body","public"},
+  POST|GET|DELETE /_sim/faults {"kind":"status|drop|slow","method","path","n","status","delay"},
+  GET /_sim/tickets.json (every ticket with its comments)
 `
 
 func zendeskCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

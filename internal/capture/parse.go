@@ -181,8 +181,14 @@ func normalise(r *rawEvent, pc parseContext, skew time.Duration, haveSkew bool) 
 		if props[0] != '{' {
 			return bugreport.Event{}, "", invalid("invalid_properties", "properties must be a JSON object")
 		}
-		if err := json.Unmarshal(props, &p); err != nil {
-			return bugreport.Event{}, "", jsonError(err)
+		// props was accepted by the decoder with the whole payload, so the
+		// one-pass scan gives what json.Unmarshal would; it declines
+		// (escaped keys) rather than guess.
+		if !scanPromoted(props, &p) {
+			p = promoted{}
+			if err := json.Unmarshal(props, &p); err != nil {
+				return bugreport.Event{}, "", jsonError(err)
+			}
 		}
 	} else {
 		props = json.RawMessage("{}")
@@ -360,6 +366,9 @@ func isPresent(m json.RawMessage) bool {
 func jsonString(m json.RawMessage) (string, bool) {
 	if len(m) == 0 || m[0] != '"' {
 		return "", false
+	}
+	if s, ok := plainString(m); ok {
+		return s, true
 	}
 	var s string
 	if json.Unmarshal(m, &s) != nil {

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Modes accepted in Config.Mode.
@@ -87,6 +89,15 @@ type Config struct {
 	// KeepUUIDs makes Result.AckedUUIDs list every event UUID that the
 	// target acknowledged with 200.
 	KeepUUIDs bool
+	// OnAck, if set, is called by the sending worker after every 200 answer
+	// with the UUIDs of the request's events, the time the answer was read
+	// (to time what happens after the ack, e.g. ack → ticket) and the
+	// request's latency. It runs on the worker's goroutine, so it must be
+	// quick and safe for concurrent use; ids is reused once it returns.
+	OnAck func(ids []uuid.UUID, at time.Time, latency time.Duration)
+	// OnError, if set, is called like OnAck after every failed request,
+	// with the error kind as in Result.ErrorsByKind.
+	OnError func(kind string)
 	// Timeout is the per-request timeout. Default 30s.
 	Timeout time.Duration
 	// Table is the clickhouse-http target table ("db.table"). Default

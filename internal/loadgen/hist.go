@@ -3,8 +3,45 @@ package loadgen
 import (
 	"math"
 	"math/bits"
+	"sync"
 	"time"
 )
+
+// Histogram is the load generator's latency histogram for callers: fixed
+// memory (~30 KiB) whatever the number of samples, values off by at most
+// ~1.6 %. It is safe for concurrent use; the zero value is empty.
+type Histogram struct {
+	mu sync.Mutex
+	h  histogram
+}
+
+// Record adds one latency.
+func (h *Histogram) Record(d time.Duration) {
+	h.mu.Lock()
+	h.h.record(d)
+	h.mu.Unlock()
+}
+
+// Quantile returns the latency at quantile q in [0,1] (0 when empty).
+func (h *Histogram) Quantile(q float64) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.h.quantile(q)
+}
+
+// Max returns the largest latency recorded.
+func (h *Histogram) Max() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Duration(h.h.max)
+}
+
+// Count returns the number of latencies recorded.
+func (h *Histogram) Count() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.h.n
+}
 
 // histogram is a fixed-size log-linear (HDR-style) latency histogram over
 // nanoseconds: values below 2^subBits are exact, above that every power of

@@ -657,3 +657,39 @@ func BenchmarkRender(b *testing.B) {
 		})
 	}
 }
+
+func TestOnAckAndOnError(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"status":1}`))
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var acked, errs int
+	kinds := map[string]int{}
+	var h Histogram
+	res, err := Run(context.Background(), Config{
+		URL: srv.URL, Requests: 20, Concurrency: 2, BatchSize: 5,
+		OnAck: func(ids []uuid.UUID, at time.Time, lat time.Duration) {
+			mu.Lock()
+			acked += len(ids)
+			mu.Unlock()
+			h.Record(lat)
+		},
+		OnError: func(kind string) { mu.Lock(); errs++; kinds[kind]++; mu.Unlock() },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acked != res.AckedEvents || acked != 50 || errs != res.Errors || kinds["http_503"] != 10 {
+		t.Errorf("OnAck saw %d events, OnError %d (%v); result %d acked, %d errors", acked, errs, kinds, res.AckedEvents, res.Errors)
+	}
+	if h.Count() != 10 || h.Quantile(0.5) <= 0 || h.Max() < h.Quantile(0.5) {
+		t.Errorf("histogram: %d samples, p50 %s, max %s", h.Count(), h.Quantile(0.5), h.Max())
+	}
+}

@@ -326,8 +326,15 @@ func (r *runner) do(ctx context.Context, w *worker, scheduled time.Time) {
 			kind, sample = classify(rerr), rerr.Error()
 		}
 	}
-	lat := time.Since(scheduled)
+	answered := time.Now()
+	lat := answered.Sub(scheduled)
 	body.release()
+	switch {
+	case kind == "" && r.cfg.OnAck != nil:
+		r.cfg.OnAck(w.rs.uuids, answered, lat)
+	case kind != "" && r.cfg.OnError != nil:
+		r.cfg.OnError(kind)
+	}
 
 	r.requests.Add(1)
 	w.mu.Lock()

@@ -3,9 +3,11 @@ package zendesktest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // AgentReply adds a comment by an agent (the ticket's assignee, else the API user) as if
@@ -73,7 +75,9 @@ func (s *Server) replyableLocked(ticketID int64, body string) (*ticket, error) {
 	return t, nil
 }
 
-// controlMux serves the unauthenticated /_sim/ API used by the local demo.
+// controlMux serves the unauthenticated /_sim/ API used by the local demo
+// and the scenario harness: replies as an agent or by email, scripted
+// faults, and a JSON dump of every ticket. None of it touches /api/v2.
 func (s *Server) controlMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	reply := func(email bool) http.HandlerFunc {
@@ -110,8 +114,146 @@ func (s *Server) controlMux() *http.ServeMux {
 	}
 	mux.HandleFunc("POST /_sim/tickets/{id}/agent_reply", reply(false))
 	mux.HandleFunc("POST /_sim/tickets/{id}/email_reply", reply(true))
+	mux.HandleFunc("GET /_sim/tickets.json", s.serveTicketDump)
+	mux.HandleFunc("POST /_sim/faults", s.serveAddFault)
+	mux.HandleFunc("GET /_sim/faults", s.serveListFaults)
+	mux.HandleFunc("DELETE /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		s.ClearFaults()
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /_sim/{$}", s.servePage)
 	return mux
+}
+
+// FaultSpec is a scripted fault as the control API takes and lists it
+// (POST /_sim/faults, GET /_sim/faults).
+type FaultSpec struct {
+	// Kind is "status" (answer Status without doing anything, as FailNext),
+	// "drop" (do the work, then close the connection, as CommitThenDrop) or
+	// "slow" (wait Delay first, as Slow).
+	Kind string `json:"kind"`
+	// Method matches the request method; "" or "*" match any.
+	Method string `json:"method,omitempty"`
+	// Path is a path prefix, e.g. "/api/v2/tickets".
+	Path string `json:"path"`
+	// N is the number of matching requests the fault applies to (its
+	// remaining uses when listed).
+	N int `json:"n"`
+	// Status is the answer of a "status" fault (e.g. 500, 503, 429).
+	Status int `json:"status,omitempty"`
+	// Delay is the wait of a "slow" fault, in Go duration syntax ("1.5s").
+	Delay string `json:"delay,omitempty"`
+}
+
+// AddFault scripts fault f, validated as the control API does: a known
+// kind, n ≥ 1, a path starting with /api/v2, a status in 400–599 for
+// "status" and a positive delay for "slow".
+func (s *Server) AddFault(f FaultSpec) error {
+	if f.N <= 0 {
+		return errors.New("n must be at least 1")
+	}
+	if !strings.HasPrefix(f.Path, "/api/v2") {
+		return errors.New(`path must start with "/api/v2"`)
+	}
+	switch f.Kind {
+	case "status":
+		if f.Status < 400 || f.Status > 599 {
+			return errors.New("status must be in 400-599")
+		}
+		s.FailNext(f.Method, f.Path, f.N, f.Status)
+	case "drop":
+		s.CommitThenDrop(f.Method, f.Path, f.N)
+	case "slow":
+		d, err := time.ParseDuration(f.Delay)
+		if err != nil || d <= 0 {
+			return errors.New(`delay must be a positive duration such as "2s"`)
+		}
+		s.Slow(f.Method, f.Path, f.N, d)
+	default:
+		return fmt.Errorf("unknown kind %q (want status, drop or slow)", f.Kind)
+	}
+	return nil
+}
+
+// Faults lists the scripted faults not yet used up, in the order they apply.
+func (s *Server) Faults() []FaultSpec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]FaultSpec, 0, len(s.faults))
+	for _, f := range s.faults {
+		fs := FaultSpec{Method: f.method, Path: f.pathPrefix, N: f.left}
+		switch f.kind {
+		case faultStatus:
+			fs.Kind, fs.Status = "status", f.status
+		case faultDrop:
+			fs.Kind = "drop"
+		case faultSlow:
+			fs.Kind, fs.Delay = "slow", f.delay.String()
+		}
+		out = append(out, fs)
+	}
+	return out
+}
+
+func (s *Server) serveAddFault(w http.ResponseWriter, r *http.Request) {
+	var f FaultSpec
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		writeError(w, http.StatusBadRequest, "InvalidJSON", err.Error())
+		return
+	}
+	if err := s.AddFault(f); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "InvalidFault", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"fault": f})
+}
+
+func (s *Server) serveListFaults(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"faults": s.Faults()})
+}
+
+// DumpedTicket is a ticket with its comments, as GET /_sim/tickets.json
+// lists it.
+type DumpedTicket struct {
+	Ticket
+	Comments []Comment `json:"comments,omitempty"`
+}
+
+// serveTicketDump lists every ticket, in creation order, with its comments
+// unless ?comments=false; ?since_id=N lists only tickets with a larger id.
+// It is the simulator's state for inspection, not a Zendesk API: no auth,
+// no pagination, no rate limit.
+func (s *Server) serveTicketDump(w http.ResponseWriter, r *http.Request) {
+	withComments := r.URL.Query().Get("comments") != "false"
+	var since int64
+	if v := r.URL.Query().Get("since_id"); v != "" {
+		id, ok := parseID(v)
+		if !ok {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", "since_id must be a ticket id")
+			return
+		}
+		since = id
+	}
+	s.mu.Lock()
+	out := make([]DumpedTicket, 0, len(s.ticketOrder))
+	for _, id := range s.ticketOrder {
+		if id <= since {
+			continue
+		}
+		t := s.tickets[id]
+		d := DumpedTicket{Ticket: t.snapshot()}
+		if withComments {
+			d.Comments = make([]Comment, 0, len(t.comments))
+			for _, c := range t.comments {
+				d.Comments = append(d.Comments, cloneComment(c))
+			}
+		}
+		out = append(out, d)
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"tickets": out, "count": len(out)})
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
@@ -120,7 +262,9 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 .c{border-left:3px solid #8c8;padding-left:.5em;margin:.5em 0}.private{border-color:#fc6;background:#fff8e5}pre{white-space:pre-wrap}</style>
 </head><body><h1>Zendesk simulator</h1>
 <p>{{len .Tickets}} ticket(s). Reply with <code>POST /_sim/tickets/{id}/agent_reply {"body","public"}</code>
-or <code>POST /_sim/tickets/{id}/email_reply {"body"}</code>.</p>
+or <code>POST /_sim/tickets/{id}/email_reply {"body"}</code>.
+Script faults with <code>POST /_sim/faults {"kind":"status|drop|slow","method","path":"/api/v2/…","n","status","delay"}</code>
+(list: <code>GET</code>, clear: <code>DELETE /_sim/faults</code>); every ticket with its comments as JSON: <code>GET /_sim/tickets.json</code>.</p>
 {{range .Tickets}}<article><h2>#{{.ID}} {{.Subject}}</h2>
 <p>Status <b>{{.Status}}</b> · requester {{.Requester}} · external_id {{.ExternalID}} · tags {{.Tags}}</p>
 {{range .Comments}}<div class="c{{if not .Public}} private{{end}}"><small>{{.Author}} · {{.Via}} · {{.CreatedAt}}{{if not .Public}} · internal note{{end}}</small>

@@ -1,0 +1,200 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// The two helpers here replace encoding/json on the capture hot path where
+// its result is known exactly: they return what json.Unmarshal would, or
+// report that they cannot tell, and the caller then uses json.Unmarshal.
+// FuzzFastJSON checks them against encoding/json.
+
+// plainString returns the value of the JSON string literal m when it needs
+// no unquoting (no escape, no control character, valid UTF-8): encoding/json
+// returns those bytes unchanged. ok is false for anything else.
+func plainString(m []byte) (s string, ok bool) {
+	if len(m) < 2 || m[0] != '"' || m[len(m)-1] != '"' {
+		return "", false
+	}
+	in := m[1 : len(m)-1]
+	for _, c := range in {
+		if c == '\\' || c == '"' || c < ' ' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
+// promotedFields are the JSON names of promoted's fields, in field order.
+var promotedFields = [...]string{"token", "distinct_id", "$session_id", "$window_id", "$device_id",
+	"$current_url", "$pathname", "$host", "$lib", "$lib_version", "$set", "$set_once"}
+
+func (p *promoted) field(i int) *json.RawMessage {
+	switch i {
+	case 0:
+		return &p.Token
+	case 1:
+		return &p.DistinctID
+	case 2:
+		return &p.SessionID
+	case 3:
+		return &p.WindowID
+	case 4:
+		return &p.DeviceID
+	case 5:
+		return &p.CurrentURL
+	case 6:
+		return &p.Pathname
+	case 7:
+		return &p.Host
+	case 8:
+		return &p.Lib
+	case 9:
+		return &p.LibVersion
+	case 10:
+		return &p.Set
+	default:
+		return &p.SetOnce
+	}
+}
+
+// scanPromoted fills p from the JSON object obj as json.Unmarshal(obj, p)
+// would: a top-level key matches a field by its exact name or, failing
+// that, case-insensitively (bytes.EqualFold, as encoding/json folds); the
+// last of duplicate keys wins; values are kept raw (aliasing obj). It
+// reads obj once, without reflection or copies. ok is false when obj is
+// not a well-formed object or a key has escapes; the caller then decodes
+// with encoding/json.
+func scanPromoted(obj []byte, p *promoted) (ok bool) {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = skipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return skipSpace(obj, i+1) == len(obj)
+	}
+	for {
+		if i >= len(obj) || obj[i] != '"' {
+			return false
+		}
+		end, escaped := stringEnd(obj, i)
+		if end < 0 || escaped {
+			return false
+		}
+		key := obj[i+1 : end-1]
+		i = skipSpace(obj, end)
+		if i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		i = skipSpace(obj, i+1)
+		vend := valueEnd(obj, i)
+		if vend < 0 {
+			return false
+		}
+		if f := promotedIndex(key); f >= 0 {
+			*p.field(f) = obj[i:vend:vend]
+		}
+		i = skipSpace(obj, vend)
+		if i >= len(obj) {
+			return false
+		}
+		switch obj[i] {
+		case ',':
+			i = skipSpace(obj, i+1)
+		case '}':
+			return skipSpace(obj, i+1) == len(obj)
+		default:
+			return false
+		}
+	}
+}
+
+func promotedIndex(key []byte) int {
+	for f, name := range promotedFields {
+		if string(key) == name {
+			return f
+		}
+	}
+	for f, name := range promotedFields {
+		if bytes.EqualFold(key, []byte(name)) {
+			return f
+		}
+	}
+	return -1
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string literal starting at b[i]
+// (a '"'), whether it holds a backslash, or -1 if it does not end or holds
+// a control character.
+func stringEnd(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, escaped
+		case c == '\\':
+			escaped = true
+			j++
+		case c < ' ':
+			return -1, false
+		}
+	}
+	return -1, false
+}
+
+// valueEnd returns the index after the JSON value starting at b[i], or -1.
+// Nested values are matched by brackets outside strings; their content is
+// not otherwise checked, so callers must only use it on JSON that a
+// decoder has accepted or will check.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end, _ := stringEnd(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _ := stringEnd(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default: // number, true, false, null
+		j := i
+		for j < len(b) && !(b[j] == ',' || b[j] == '}' || b[j] == ']' || b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
+}

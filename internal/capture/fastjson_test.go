@@ -1,0 +1,72 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+var fastJSONSeeds = []string{
+	`{}`, ` { } `, `{"a":1}`, `"x"`, `[]`, `null`, `{"token":"t"}`,
+	`{"$session_id":"s","$window_id":"w","$device_id":"d","$current_url":"https://x/y?a={b}","$pathname":"/p","$host":"h","$lib":"web","$lib_version":"1.2","token":"phc","distinct_id":"u","$set":{"a":[1,{"b":"}"}]},"$set_once":null}`,
+	`{"$HOST":"upper","$host":"lower"}`, `{"$host":"lower","$HOST":"upper"}`,
+	`{"$ſession_id":"long s folds to s"}`, `{"\u0024host":"escaped key"}`, `{"$h\u006fst":"x"}`,
+	`{"nested":{"$host":"no"},"list":[{"token":"no"}],"$host":"yes"}`,
+	`{"a":"quote \" and brace } inside","$lib":"x\\"}`, `{"$lib" : 12.5e3 , "$host":true,"token":false}`,
+	"{\n\t\"$pathname\"\r\n:\n\"/a\"\n}", `{"distinct_id":"café ☕","$host":"\ud83d\ude00"}`,
+	`{"a":1,}`, `{"a" 1}`, `{"a":1 "b":2}`, `{"a":[1,2}`, `"abc`, `"a\"b"`, `"tab	x"`,
+}
+
+// FuzzFastJSON checks the hot-path helpers against encoding/json: on any
+// input encoding/json accepts, scanPromoted yields the same fields (or
+// declines), and plainString the same string (or declines).
+func FuzzFastJSON(f *testing.F) {
+	for _, s := range fastJSONSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkFastJSON(t, b)
+	})
+}
+
+func TestFastJSONSeeds(t *testing.T) {
+	for _, s := range fastJSONSeeds {
+		checkFastJSON(t, []byte(s))
+	}
+	var p promoted
+	if !scanPromoted([]byte(fastJSONSeeds[7]), &p) || string(p.Host) != `"h"` || string(p.Set) != `{"a":[1,{"b":"}"}]}` || string(p.SetOnce) != `null` {
+		t.Errorf("scan: %+v", p)
+	}
+	p = promoted{}
+	if !scanPromoted([]byte(`{"$HOST":"upper","$host":"lower"}`), &p) || string(p.Host) != `"lower"` {
+		t.Errorf("last duplicate should win: %s", p.Host)
+	}
+	if scanPromoted([]byte(`{"\u0024host":"escaped key"}`), &p) {
+		t.Error("an escaped key must make the scan decline")
+	}
+}
+
+func checkFastJSON(t *testing.T, b []byte) {
+	t.Helper()
+	if !json.Valid(b) {
+		return // the helpers only ever see JSON the decoder accepted
+	}
+	var want promoted
+	werr := json.Unmarshal(b, &want)
+	var got promoted
+	if scanPromoted(b, &got) {
+		if werr != nil {
+			t.Fatalf("%q: scan accepted what json.Unmarshal refused: %v", b, werr)
+		}
+		for i := range promotedFields {
+			if !bytes.Equal(*got.field(i), *want.field(i)) {
+				t.Fatalf("%q: field %s = %q, json.Unmarshal gives %q", b, promotedFields[i], *got.field(i), *want.field(i))
+			}
+		}
+	}
+	var ws string
+	serr := json.Unmarshal(b, &ws)
+	if s, ok := plainString(b); ok && (serr != nil || s != ws) {
+		t.Fatalf("%q: plainString %q, json.Unmarshal %q (%v)", b, s, ws, serr)
+	}
+}
