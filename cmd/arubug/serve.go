@@ -317,7 +317,7 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 		return err
 	}
 	ui := web.New(web.Config{Store: st, Tickets: tickets, Trends: st, Actions: adminAPI, AdminToken: cfg.AdminToken.Reveal(), Teams: rules.Teams,
-		ProductAreas: rules.ProductAreas, Rules: rules.Rules, RulesStatus: rules.Last, RedirectRoot: name == "dev", Logger: log.With("component", "web")})
+		ProductAreas: rules.ProductAreas, Rules: rules.Rules, RulesStatus: rules.Last, RedirectRoot: name == "dev", ZendeskNotice: zendeskNotice(zsync), Logger: log.With("component", "web")})
 	handler := server.New(server.Options{
 		Capture: cap,
 		Mounts:  append([]func(chi.Router){adminAPI.Mount, widgets.Mount, ui.Mount}, mounts...),

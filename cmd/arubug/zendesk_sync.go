@@ -166,4 +166,23 @@ func (z *zendeskSync) SendMessage(report bugreport.UUID, body string, public boo
 
 func (z *zendeskSync) Retry(id bugreport.UUID) error { return z.syncer.Retry(id) }
 
-func (z *zendeskSync) TicketURL(id int64) string { return z.client.TicketURL(id) }
+// TicketURL links a ticket in Zendesk's agent interface, or the built-in
+// simulator's page, which lists every ticket.
+func (z *zendeskSync) TicketURL(id int64) string {
+	if z.simURL != "" {
+		return z.simURL + "/_sim/#ticket-" + strconv.FormatInt(id, 10)
+	}
+	return z.client.TicketURL(id)
+}
+
+// zendeskNotice is what the web UI says about where tickets go when that
+// is not a real Zendesk account.
+func zendeskNotice(z *zendeskSync) string {
+	switch {
+	case z == nil:
+		return "Zendesk sync is off: reports are not ticketed (set ARUBUG_ZENDESK_URL and its credentials)."
+	case z.simURL != "":
+		return "No Zendesk account is configured: tickets go to the built-in Zendesk simulator at " + z.simURL + "/_sim/ (set ARUBUG_ZENDESK_URL for a real account)."
+	}
+	return ""
+}

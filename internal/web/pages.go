@@ -32,6 +32,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 		data["SignedIn"] = true
 		data["CSRF"] = sess.csrf
 		data["NavTeams"] = h.cfg.Teams()
+		data["ZendeskNotice"] = h.cfg.ZendeskNotice
 	}
 	var buf bytes.Buffer
 	if err := h.pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {

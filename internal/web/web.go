@@ -65,6 +65,9 @@ type Config struct {
 	RulesStatus func() ruleset.Status
 	// RedirectRoot sends GET / to /ui/ (arubug dev).
 	RedirectRoot bool
+	// ZendeskNotice, when set, is shown on every page: e.g. that tickets go
+	// to the built-in Zendesk simulator, not a real account.
+	ZendeskNotice string
 	// SessionTTL is how long a sign-in lasts (default 12 h); MaxSessions
 	// bounds the sessions held in memory (default 1000; past it the one
 	// closest to expiry is dropped).

@@ -699,3 +699,24 @@ func TestVendoredChartLibraryMatchesItsManifest(t *testing.T) {
 		}
 	}
 }
+
+func TestZendeskNoticeOnEveryPage(t *testing.T) {
+	for _, tc := range []struct {
+		notice string
+		want   bool
+	}{
+		{"No Zendesk account is configured: tickets go to the built-in Zendesk simulator <at> http://127.0.0.1:1/_sim/", true},
+		{"", false},
+	} {
+		e := newEnv(t, func(c *Config) { c.ZendeskNotice = tc.notice })
+		c := e.client()
+		e.signIn(t, c)
+		for _, path := range []string{"/ui/", "/ui/rules"} {
+			_, body := e.get(t, c, path)
+			has := strings.Contains(body, `class="zendesk-notice"`)
+			if has != tc.want || (tc.want && !strings.Contains(body, "simulator &lt;at&gt; http://127.0.0.1:1/_sim/")) {
+				t.Errorf("%s with notice %q: notice shown %v, want %v (escaped)", path, tc.notice, has, tc.want)
+			}
+		}
+	}
+}

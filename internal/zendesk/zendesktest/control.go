@@ -265,7 +265,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 or <code>POST /_sim/tickets/{id}/email_reply {"body"}</code>.
 Script faults with <code>POST /_sim/faults {"kind":"status|drop|slow","method","path":"/api/v2/…","n","status","delay"}</code>
 (list: <code>GET</code>, clear: <code>DELETE /_sim/faults</code>); every ticket with its comments as JSON: <code>GET /_sim/tickets.json</code>.</p>
-{{range .Tickets}}<article><h2>#{{.ID}} {{.Subject}}</h2>
+{{range .Tickets}}<article id="ticket-{{.ID}}"><h2>#{{.ID}} {{.Subject}}</h2>
 <p>Status <b>{{.Status}}</b> · requester {{.Requester}} · external_id {{.ExternalID}} · tags {{.Tags}}</p>
 {{range .Comments}}<div class="c{{if not .Public}} private{{end}}"><small>{{.Author}} · {{.Via}} · {{.CreatedAt}}{{if not .Public}} · internal note{{end}}</small>
 <pre>{{.Body}}</pre>{{range .Attachments}}<small>📎 {{.}}</small> {{end}}</div>
