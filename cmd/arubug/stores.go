@@ -167,3 +167,11 @@ func (s *store) Top(ctx context.Context, q trends.TopQuery) ([]bugreport.Count, 
 	}
 	return trends.NewQuerier(db.Conn(), 10*time.Second).Top(ctx, q)
 }
+
+func (s *store) TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error) {
+	db, err := s.get(ctx)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return db.TicketLinks(ctx, ids)
+}

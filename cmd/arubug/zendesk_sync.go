@@ -156,6 +156,11 @@ func (z *zendeskSync) TicketLink(ctx context.Context, id bugreport.UUID) (*bugre
 	return z.st.TicketLink(ctx, id)
 }
 
+// TicketLinks reads many reports' links at once (the team queue).
+func (z *zendeskSync) TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error) {
+	return z.st.TicketLinks(ctx, ids)
+}
+
 func (z *zendeskSync) Thread(ctx context.Context, r *bugreport.Report) ([]bugreport.Message, error) {
 	return z.st.Thread(ctx, r)
 }

@@ -102,6 +102,30 @@ func (db *DB) TicketLink(ctx context.Context, id bugreport.UUID) (*bugreport.Tic
 	return links[0], nil
 }
 
+// TicketLinks returns the latest links of several reports, with their
+// tickets' status, in one query; reports without a link are absent.
+func (db *DB) TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error) {
+	out := map[bugreport.UUID]*bugreport.TicketLink{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = id.String()
+	}
+	links, err := db.queryLinks(ctx, "ticket links", "SELECT "+linkColumns+" FROM ticket_links FINAL PREWHERE has(?, toString(report_id))", keys)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.fillStatus(ctx, links); err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		out[l.ReportID] = l
+	}
+	return out, nil
+}
+
 // fillStatus sets the Status of each link from ticket_status.
 func (db *DB) fillStatus(ctx context.Context, links []*bugreport.TicketLink) error {
 	if len(links) == 0 {

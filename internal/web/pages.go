@@ -250,11 +250,20 @@ func (h *Handler) ticket(ctx context.Context, id bugreport.UUID) (*ticketView, e
 	if err != nil {
 		return nil, err
 	}
+	return h.ticketView(l), nil
+}
+
+func (h *Handler) ticketView(l *bugreport.TicketLink) *ticketView {
 	t := &ticketView{ID: l.TicketID, State: l.State, Status: l.Status, Error: l.Error, ProblemID: l.ProblemID, Attempts: l.Attempts}
 	if l.TicketID != 0 {
 		t.URL = h.cfg.Tickets.TicketURL(l.TicketID)
 	}
-	return t, nil
+	return t
+}
+
+// batchTickets is a Tickets that reads many reports' links in one query.
+type batchTickets interface {
+	TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error)
 }
 
 // QueuePageSize is how many reports a team queue page reads.
@@ -313,8 +322,25 @@ func (h *Handler) teamQueue(w http.ResponseWriter, r *http.Request) {
 	for i, rep := range page.Reports {
 		rows[i].R = rep
 	}
-	// Ticket statuses: one lookup per report, a few at a time.
-	if h.cfg.Tickets != nil {
+	// Ticket statuses: in one query when the sync can batch them,
+	// otherwise one lookup per report, a few at a time.
+	if bt, ok := h.cfg.Tickets.(batchTickets); ok {
+		ids := make([]bugreport.UUID, len(rows))
+		for i := range rows {
+			ids[i] = rows[i].R.ID
+		}
+		links, err := bt.TicketLinks(r.Context(), ids)
+		for i := range rows {
+			switch l := links[rows[i].R.ID]; {
+			case err != nil:
+				rows[i].Ticket = &ticketView{State: "unknown", Error: errMessage(err)}
+			case l == nil:
+				rows[i].Ticket = &ticketView{State: "pending"}
+			default:
+				rows[i].Ticket = h.ticketView(l)
+			}
+		}
+	} else if h.cfg.Tickets != nil {
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 8)
 		for i := range rows {
