@@ -11,21 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-15s}
 CONC=${CONC:-32}
-BIN=bin/arubug
-LOAD=bin/arubug-load
-[ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "run make build first" >&2; exit 2; }
+. cmd/arubug-load/bench-lib.sh
 command -v jq >/dev/null || { echo "jq is needed: apt-get install -y jq" >&2; exit 2; }
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 run_load() { "$LOAD" -quiet -json -c "$CONC" -d "$DURATION" "$@"; }
 
 echo "== do-nothing handler" >&2
@@ -38,7 +25,7 @@ echo "== arubug serve (durable acks)" >&2
 addr=127.0.0.1:$(port)
 ARUBUG_ADDR=$addr ARUBUG_DATA_DIR=$work/data ARUBUG_PROJECT_TOKENS=phc_arubug_load ARUBUG_LOG_FORMAT=json \
 	"$BIN" serve 2> "$work/arubug.log" & apid=$!; pids+=($apid)
-for _ in $(seq 1 300); do curl -fs "http://$addr/_ready" >/dev/null 2>&1 && break; sleep 0.2; done
+wait_ready "$addr"
 chtcp=$(grep -o '"msg":"managed clickhouse-server ready"[^}]*' "$work/arubug.log" | grep -o '"tcp":"[^"]*"' | cut -d'"' -f4)
 chhttp=$(grep -o '"msg":"managed clickhouse-server ready"[^}]*' "$work/arubug.log" | grep -o '"http":"[^"]*"' | cut -d'"' -f4)
 run_load -url "http://$addr" -clickhouse-dsn "clickhouse://$chtcp/arubug" > "$work/full.json"

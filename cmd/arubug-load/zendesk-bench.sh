@@ -11,19 +11,7 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-60s}
 REPORTS=${REPORTS:-1}
 RPM=${RPM:-700}
-BIN=bin/arubug
-LOAD=bin/arubug-load
-[ -x "$BIN" ] && [ -x "$LOAD" ] || { echo "run make build first" >&2; exit 2; }
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. cmd/arubug-load/bench-lib.sh
 
 zaddr=127.0.0.1:$(port)
 "$BIN" zendesk simulate --addr "$zaddr" --requests-per-minute "$RPM" --rules-file routing-rules/rules.yaml > "$work/sim.out" 2>&1 & pids+=($!)
@@ -36,7 +24,7 @@ ARUBUG_ZENDESK_WEBHOOK_SECRET_FILE=$work/webhook-secret ARUBUG_ZENDESK_REQUESTS_
 ARUBUG_ADDR=$addr ARUBUG_DATA_DIR=$work/data ARUBUG_PROJECT_TOKENS=phc_arubug_load ARUBUG_LOG_FORMAT=json ARUBUG_LOG_LEVEL=${LOG_LEVEL:-warn} \
 ARUBUG_BUG_REPORTS_PER_IP=0 ARUBUG_BUG_REPORTS_PER_USER=0 \
 	"$BIN" serve 2> "$work/arubug.log" & pids+=($!)
-for _ in $(seq 1 300); do curl -fs "http://$addr/_ready" >/dev/null 2>&1 && break; sleep 0.2; done
+wait_ready "$addr"
 
 "$LOAD" -quiet -json -url "http://$addr" -bug-reports -rate "$REPORTS" -c 4 -d "$DURATION" > "$work/reports.json"
 # Let the queue drain: wait until every acked report has its ticket and the
