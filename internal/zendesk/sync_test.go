@@ -63,6 +63,7 @@ func newFixture(t *testing.T, simOpts zendesktest.Options, wrap func(http.Handle
 type syncerOpts struct {
 	similar string
 	outbox  string
+	sink    bugreport.EventSink
 }
 
 // start runs a Syncer until the returned stop is called (or the test ends).
@@ -84,7 +85,7 @@ func (f *fixture) start(o syncerOpts) (*Syncer, func()) {
 		f.t.Fatal(err)
 	}
 	s, err := NewSyncer(SyncConfig{
-		Client: c, Store: f.db, Outbox: ob, Teams: func() []bugreport.Team { return f.teams },
+		Client: c, Store: f.db, Outbox: ob, Sink: o.sink, Teams: func() []bugreport.Team { return f.teams },
 		CustomFields: map[string]int64{"report_id": 9001, "replay_url": 9002},
 		Similar:      o.similar, Grace: 3 * time.Second, ReconcileInterval: 500 * time.Millisecond,
 		CommentPollInterval: -1, MaxBackoff: 300 * time.Millisecond,
@@ -359,6 +360,7 @@ func TestAnonymousReporterGetsFallbackRequester(t *testing.T) {
 	if note := f.sim.Comments(tk.ID)[1]; !strings.Contains(note.Body, "Reporter: anonymous") {
 		t.Errorf("the note does not say the reporter is anonymous:\n%s", note.Body)
 	}
+	assertDocumentedShapes(t, f.sim.Requests())
 }
 
 func TestMissingGroupIsPermanentAndRetriedOnRequest(t *testing.T) {
@@ -403,6 +405,7 @@ func TestSimilarReportBecomesIncidentOfProblem(t *testing.T) {
 	if p.Type == nil || *p.Type != "problem" || i.Type == nil || *i.Type != "incident" || i.ProblemID == nil || *i.ProblemID != p.ID {
 		t.Errorf("first type %v, second type %v problem %v; want problem #%d and its incident", p.Type, i.Type, i.ProblemID, p.ID)
 	}
+	assertDocumentedShapes(t, f.sim.Requests())
 }
 
 func TestSimilarReportAsCommentOnExistingTicket(t *testing.T) {
@@ -494,6 +497,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 			}
 			f.waitState(90*time.Second, bugreport.SyncSynced, ids...)
 			f.assertExactlyOnce(reports...)
+			assertDocumentedShapes(t, f.sim.Requests())
 		})
 	}
 }
@@ -561,6 +565,7 @@ func TestMessagesBecomeComments(t *testing.T) {
 			}
 		}
 		if reply == 1 && note == 1 {
+			assertDocumentedShapes(t, f.sim.Requests())
 			return
 		}
 		if reply > 1 || note > 1 || time.Now().After(deadline) {
@@ -568,4 +573,72 @@ func TestMessagesBecomeComments(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// memorySink keeps appended events; the syncer's sink is ours, not Zendesk.
+type memorySink struct {
+	mu     sync.Mutex
+	events []bugreport.Event
+}
+
+func (m *memorySink) Append(_ context.Context, ev []bugreport.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, ev...)
+	return nil
+}
+
+// TestPullThreadFillsGaps is the comment reconciler: it reads a ticket's
+// comments and status from Zendesk and stores them as thread events whose
+// ids depend only on Zendesk's, so pulling twice stores nothing new.
+func TestPullThreadFillsGaps(t *testing.T) {
+	f := newFixture(t, zendesktest.Options{}, nil)
+	sink := &memorySink{}
+	s, _ := f.start(syncerOpts{sink: sink})
+	r := f.report("replay", "fp-"+t.Name(), false)
+	if err := s.Enqueue(r); err != nil {
+		t.Fatal(err)
+	}
+	f.waitState(20*time.Second, bugreport.SyncSynced, r.ID)
+	tk := f.ticketsOf(r.ID)[0]
+	reply, err := f.sim.AgentReply(tk.ID, "We found it.", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := f.sim.RequesterEmailReply(tk.ID, "Thanks!")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := f.db.TicketLink(context.Background(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.PullThread(context.Background(), link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kinds := map[bugreport.UUID]string{}
+	for _, e := range sink.events {
+		var m bugreport.Message
+		if err := json.Unmarshal([]byte(e.Properties), &m); err != nil || m.ReportID != r.ID || m.TicketID != tk.ID || e.Project != r.Project {
+			t.Fatalf("event %s: %+v (%v)", e.Event, m, err)
+		}
+		kinds[e.UUID] = m.Kind
+	}
+	want := map[bugreport.UUID]string{
+		CommentEventID(tk.ID, reply.ID): bugreport.MessageAgentReply,
+		CommentEventID(tk.ID, back.ID):  bugreport.MessageRequesterReply,
+	}
+	for id, kind := range want {
+		if kinds[id] != kind {
+			t.Errorf("comment event %s has kind %q, want %q (all: %v)", id, kinds[id], kind, kinds)
+		}
+	}
+	// description, note, two replies and the status change: the second
+	// pull repeats the same ids.
+	if len(kinds) != 5 || len(sink.events) != 10 {
+		t.Errorf("%d distinct events in %d appends, want 5 distinct, each pulled twice", len(kinds), len(sink.events))
+	}
+	assertDocumentedShapes(t, f.sim.Requests())
 }
