@@ -14,6 +14,18 @@ import (
 	"github.com/arubug/arubug/internal/bugreport"
 )
 
+// reportListColumns is reportColumns with the bulky columns that list views
+// do not show left empty: a page of reports scattered over the table reads
+// a whole granule of every selected column per report.
+var reportListColumns = strings.NewReplacer(
+	"user_agent,", "'' AS user_agent,",
+	"console,", "'[]' AS console,",
+	"network,", "'[]' AS network,",
+	" usage,", " '' AS usage,",
+	"route_explanation,", "'[]' AS route_explanation,",
+	"properties", "'{}' AS properties",
+).Replace(reportColumns)
+
 // reportColumns lists the bug_reports columns in the order of reportRow.
 const reportColumns = `report_id, version, project, reported_at, received_at, updated_at, distinct_id, reporter_email, reporter_name,
 	title, description, product_area, severity, url, path, host, browser, browser_version, os, os_version, device, user_agent,
@@ -168,6 +180,9 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 }
 
 // Reports lists reports newest first with cursor pagination.
+//
+// The reports are for lists: their user agent, console, network, usage,
+// routing explanation and properties are left empty (Report has them all).
 func (db *DB) Reports(ctx context.Context, f bugreport.ReportFilter) (bugreport.ReportPage, error) {
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 50
@@ -223,7 +238,7 @@ func (db *DB) Reports(ctx context.Context, f bugreport.ReportFilter) (bugreport.
 		return p, nil
 	}
 	byID := map[string]*bugreport.Report{}
-	full, err := db.queryReports(ctx, "list reports", "SELECT "+reportColumns+" FROM bug_reports FINAL PREWHERE has(?, toString(report_id))", ids)
+	full, err := db.queryReports(ctx, "list reports", "SELECT "+reportListColumns+" FROM bug_reports FINAL PREWHERE has(?, toString(report_id))", ids)
 	if err != nil {
 		return bugreport.ReportPage{}, err
 	}

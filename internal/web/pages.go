@@ -132,10 +132,41 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	data := map[string]any{"Title": "Overview", "Nav": "overview", "Days": days, "Team": team, "DayChoices": []int{7, 30, 90}}
 
-	counts, err := h.cfg.Store.TeamCounts(r.Context(), now)
-	if err != nil {
-		data["CountsError"] = errMessage(err)
+	// The team counts and the three top lists are independent queries:
+	// run them at once, so the page waits for the slowest, not the sum.
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		counts map[string]bugreport.TeamStats
+	)
+	wg.Go(func() {
+		c, err := h.cfg.Store.TeamCounts(r.Context(), now)
+		mu.Lock()
+		defer mu.Unlock()
+		counts = c
+		if err != nil {
+			data["CountsError"] = errMessage(err)
+		}
+	})
+	if h.cfg.Trends != nil {
+		from := now.Add(-time.Duration(days) * 24 * time.Hour)
+		f := trends.Filters{Team: team}
+		for _, list := range []struct{ key, name string }{{"TopPages", "pages"}, {"TopErrors", "exceptions"}, {"TopOrgs", "organisations"}} {
+			wg.Go(func() {
+				top, err := h.cfg.Trends.Top(r.Context(), trends.TopQuery{List: list.name, From: from, To: now, Filters: f, Limit: 10})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					data["TopError"] = errMessage(err)
+					return
+				}
+				data[list.key] = top
+			})
+		}
+	} else {
+		data["TopError"] = "Trends are not available."
 	}
+	wg.Wait()
 	var rows []teamRow
 	for _, t := range h.cfg.Teams() {
 		c := counts[t.Name]
@@ -162,20 +193,6 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 		{ID: "reports-by-area", Title: "Reports per day by product area", Kind: "stacked", Src: src(trends.Reports, "product_area"), Empty: "No reports in this range."},
 		{ID: "first-response", Title: "Median time to first response", Kind: "line", Unit: "seconds", Src: src(trends.FirstResponse, ""), Empty: "No report has had a reply yet in this range."},
 		{ID: "open-solved", Title: "Open vs solved, by report day", Kind: "stacked", Src: src(trends.OpenSolved, ""), Empty: "No reports in this range."},
-	}
-	if h.cfg.Trends != nil {
-		from := now.Add(-time.Duration(days) * 24 * time.Hour)
-		f := trends.Filters{Team: team}
-		for _, list := range []struct{ key, name string }{{"TopPages", "pages"}, {"TopErrors", "exceptions"}, {"TopOrgs", "organisations"}} {
-			top, err := h.cfg.Trends.Top(r.Context(), trends.TopQuery{List: list.name, From: from, To: now, Filters: f, Limit: 10})
-			if err != nil {
-				data["TopError"] = errMessage(err)
-				continue
-			}
-			data[list.key] = top
-		}
-	} else {
-		data["TopError"] = "Trends are not available."
 	}
 	h.render(w, r, http.StatusOK, "overview", data)
 }
