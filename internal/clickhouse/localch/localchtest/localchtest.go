@@ -247,9 +247,8 @@ func withDatabase(dsn, db string) (string, error) {
 // when the test ends, whether or not the test passed; the nodes' logs are
 // kept in the test's log when it failed.
 //
-// A missing ClickHouse fails the test. A missing ZooKeeper (Debian's
-// zookeeper package) fails it under CI (CI set) and skips it elsewhere, with
-// the command that installs it.
+// A missing ClickHouse or ZooKeeper (Debian's zookeeper package) fails the
+// test, like a missing ClickHouse everywhere else: a skip would hide it.
 func NewCluster(t testing.TB, layout string) *localcluster.Cluster {
 	t.Helper()
 	dir := t.TempDir()
@@ -257,8 +256,8 @@ func NewCluster(t testing.TB, layout string) *localcluster.Cluster {
 	defer cancel()
 	c, err := localcluster.Start(ctx, localcluster.Options{Dir: dir, Layout: layout})
 	if err != nil {
-		if errors.Is(err, localcluster.ErrMissing) && strings.Contains(strings.ToLower(err.Error()), "zookeeper") && os.Getenv("CI") == "" {
-			t.Skipf("%v\n(install it with `apt-get install zookeeper`, or run `make test`, which does)", err)
+		if errors.Is(err, localcluster.ErrMissing) {
+			t.Fatalf("localchtest: %v\n(install it with `apt-get install zookeeper clickhouse-server`, or run `make test`, which does)", err)
 		}
 		t.Fatalf("localchtest: start ClickHouse cluster: %v", err)
 	}
