@@ -537,34 +537,61 @@ func (s *Syncer) syncTicket(ctx context.Context, j *job, save func() error) erro
 	// without looking first on its first try; anyone else (a retry, a
 	// restart, another instance's reconciler) looks for it first, and
 	// leaves a young ticket to its creator.
-	if !j.Creator || j.NoteTried {
-		found, err := s.findComment(ctx, j.TicketID, func(c zd.TicketComment) bool {
-			return strings.HasPrefix(c.Body, NoteMarker(r.ID))
-		})
+	if !j.Creator && !j.NoteTried {
+		found, err := s.findComment(ctx, j.TicketID, hasNote(r.ID))
 		if err != nil {
 			return err
 		}
 		if found {
 			return s.markSynced(ctx, r, j)
 		}
-		if !j.Creator && !ticketCreated.IsZero() && s.cfg.Now().Sub(ticketCreated) < s.cfg.Grace {
+		if !ticketCreated.IsZero() && s.cfg.Now().Sub(ticketCreated) < s.cfg.Grace {
 			return errLater{"the ticket is young; its creator writes the note"}
 		}
 	}
-	uploads, err := s.screenshotUpload(ctx, r)
-	if err != nil {
-		return err
-	}
-	j.NoteTried = true
-	if err := save(); err != nil {
-		return err
-	}
-	note := zd.NewPrivateTicketComment(Note(r, s.noteOptions(r, j.ProblemID, anonymous)), 0)
-	note.Uploads = uploads
-	if _, err := s.cfg.Client.CreateTicketComment(ctx, j.TicketID, note); err != nil {
+	if _, err := s.postOnce(ctx, j.TicketID, &j.NoteTried, save, hasNote(r.ID), func() (zd.TicketComment, error) {
+		uploads, err := s.screenshotUpload(ctx, r)
+		if err != nil {
+			return zd.TicketComment{}, err
+		}
+		note := zd.NewPrivateTicketComment(Note(r, s.noteOptions(r, j.ProblemID, anonymous)), 0)
+		note.Uploads = uploads
+		return note, nil
+	}); err != nil {
 		return err
 	}
 	return s.markSynced(ctx, r, j)
+}
+
+// hasNote finds the internal note of report id among a ticket's comments.
+func hasNote(id bugreport.UUID) func(zd.TicketComment) bool {
+	return func(c zd.TicketComment) bool { return strings.HasPrefix(c.Body, NoteMarker(id)) }
+}
+
+// postOnce adds the comment that build makes to a ticket, unless an
+// earlier attempt may have (*tried) and match finds it there: Zendesk has no
+// idempotency key for comments. *tried is set and saved before the call
+// that may land. posted says whether this call added it.
+func (s *Syncer) postOnce(ctx context.Context, ticket int64, tried *bool, save func() error, match func(zd.TicketComment) bool,
+	build func() (zd.TicketComment, error)) (posted bool, err error) {
+	if *tried {
+		found, err := s.findComment(ctx, ticket, match)
+		if err != nil || found {
+			return false, err
+		}
+	}
+	c, err := build()
+	if err != nil {
+		return false, err
+	}
+	*tried = true
+	if err := save(); err != nil {
+		return false, err
+	}
+	if _, err := s.cfg.Client.CreateTicketComment(ctx, ticket, c); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func (s *Syncer) markSynced(ctx context.Context, r *bugreport.Report, j *job) error {
@@ -621,22 +648,9 @@ func (s *Syncer) makeProblem(ctx context.Context, id int64) bool {
 // commentOnSimilar adds the report as a note on the ticket of a similar
 // report instead of opening a ticket of its own.
 func (s *Syncer) commentOnSimilar(ctx context.Context, j *job, save func() error, r *bugreport.Report, ticket int64, anonymous bool) error {
-	if j.NoteTried {
-		found, err := s.findComment(ctx, ticket, func(c zd.TicketComment) bool { return strings.HasPrefix(c.Body, NoteMarker(r.ID)) })
-		if err != nil {
-			return err
-		}
-		if found {
-			j.TicketID, j.ProblemID = ticket, ticket
-			return s.markSynced(ctx, r, j)
-		}
-	}
-	j.NoteTried = true
-	if err := save(); err != nil {
-		return err
-	}
-	note := zd.NewPrivateTicketComment(SimilarNote(r, s.noteOptions(r, ticket, anonymous)), 0)
-	if _, err := s.cfg.Client.CreateTicketComment(ctx, ticket, note); err != nil {
+	if _, err := s.postOnce(ctx, ticket, &j.NoteTried, save, hasNote(r.ID), func() (zd.TicketComment, error) {
+		return zd.NewPrivateTicketComment(SimilarNote(r, s.noteOptions(r, ticket, anonymous)), 0), nil
+	}); err != nil {
 		return err
 	}
 	j.TicketID, j.ProblemID = ticket, ticket
@@ -646,23 +660,34 @@ func (s *Syncer) commentOnSimilar(ctx context.Context, j *job, save func() error
 // findComment pages through a ticket's comments (at most 2 000) looking for
 // one that match accepts.
 func (s *Syncer) findComment(ctx context.Context, ticket int64, match func(zd.TicketComment) bool) (bool, error) {
+	found := false
+	err := s.eachComment(ctx, ticket, func(c zd.TicketComment) bool {
+		found = match(c)
+		return !found
+	})
+	return found, err
+}
+
+// eachComment calls fn with a ticket's comments, oldest first, until fn
+// returns false; it reads at most 20 pages of 100.
+func (s *Syncer) eachComment(ctx context.Context, ticket int64, fn func(zd.TicketComment) bool) error {
 	opts := &zd.ListTicketCommentsOptions{CursorPagination: zd.CursorPagination{PageSize: 100}}
 	for range 20 {
 		res, err := s.cfg.Client.ListTicketComments(ctx, ticket, opts)
 		if err != nil {
-			return false, err
+			return err
 		}
 		for _, c := range res.TicketComments {
-			if match(c) {
-				return true, nil
+			if !fn(c) {
+				return nil
 			}
 		}
 		if !res.Meta.HasMore || res.Meta.AfterCursor == "" {
-			return false, nil
+			return nil
 		}
 		opts.PageAfter = res.Meta.AfterCursor
 	}
-	return false, nil
+	return nil
 }
 
 func (s *Syncer) screenshotUpload(ctx context.Context, r *bugreport.Report) ([]string, error) {
@@ -777,31 +802,20 @@ func (s *Syncer) sendMessage(ctx context.Context, j *job, save func() error) err
 	if err != nil || link.TicketID == 0 {
 		return errLater{"the report has no ticket yet"}
 	}
-	if j.CommentTried {
-		since := j.Queued.Add(-time.Minute)
-		found, err := s.findComment(ctx, link.TicketID, func(c zd.TicketComment) bool {
-			return c.Body == j.Body && c.Public != nil && *c.Public == j.Public && !c.CreatedAt.Before(since)
-		})
-		if err != nil {
-			return err
+	since := j.Queued.Add(-time.Minute)
+	sameMessage := func(c zd.TicketComment) bool {
+		return c.Body == j.Body && c.Public != nil && *c.Public == j.Public && !c.CreatedAt.Before(since)
+	}
+	posted, err := s.postOnce(ctx, link.TicketID, &j.CommentTried, save, sameMessage, func() (zd.TicketComment, error) {
+		if j.Public {
+			return zd.NewPublicTicketComment(j.Body, 0), nil
 		}
-		if found {
-			return nil
-		}
+		return zd.NewPrivateTicketComment(j.Body, 0), nil
+	})
+	if posted {
+		s.m.messages.Inc()
 	}
-	j.CommentTried = true
-	if err := save(); err != nil {
-		return err
-	}
-	c := zd.NewPrivateTicketComment(j.Body, 0)
-	if j.Public {
-		c = zd.NewPublicTicketComment(j.Body, 0)
-	}
-	if _, err := s.cfg.Client.CreateTicketComment(ctx, link.TicketID, c); err != nil {
-		return err
-	}
-	s.m.messages.Inc()
-	return nil
+	return err
 }
 
 // reconcileReports queues the reports that should have a ticket by now
@@ -865,30 +879,22 @@ func (s *Syncer) PullThread(ctx context.Context, l *bugreport.TicketLink) error 
 	}
 	now := s.cfg.Now()
 	var events []bugreport.Event
-	opts := &zd.ListTicketCommentsOptions{CursorPagination: zd.CursorPagination{PageSize: 100}}
 	first := true
-	for range 20 {
-		res, err := s.cfg.Client.ListTicketComments(ctx, l.TicketID, opts)
-		if err != nil {
-			return err
+	if err := s.eachComment(ctx, l.TicketID, func(c zd.TicketComment) bool {
+		public := c.Public == nil || *c.Public
+		via := ""
+		if c.Via != nil {
+			via = c.Via.Channel
 		}
-		for _, c := range res.TicketComments {
-			public := c.Public == nil || *c.Public
-			via := ""
-			if c.Via != nil {
-				via = c.Via.Channel
-			}
-			events = append(events, MessageEvent(l.Project, bugreport.Message{
-				ID: CommentEventID(l.TicketID, c.ID), ReportID: l.ReportID, TicketID: l.TicketID, CommentID: c.ID,
-				Kind: MessageKind(first, public, c.AuthorID, t.RequesterID), Public: public, AuthorID: c.AuthorID,
-				Via: via, Body: c.Body, At: c.CreatedAt,
-			}, now))
-			first = false
-		}
-		if !res.Meta.HasMore || res.Meta.AfterCursor == "" {
-			break
-		}
-		opts.PageAfter = res.Meta.AfterCursor
+		events = append(events, MessageEvent(l.Project, bugreport.Message{
+			ID: CommentEventID(l.TicketID, c.ID), ReportID: l.ReportID, TicketID: l.TicketID, CommentID: c.ID,
+			Kind: MessageKind(first, public, c.AuthorID, t.RequesterID), Public: public, AuthorID: c.AuthorID,
+			Via: via, Body: c.Body, At: c.CreatedAt,
+		}, now))
+		first = false
+		return true
+	}); err != nil {
+		return err
 	}
 	statusChanged := t.Status != "" && t.Status != l.Status
 	if statusChanged && t.UpdatedAt != nil {
