@@ -15,6 +15,9 @@ import (
 // and the outbox that sends replies and notes.
 type Tickets interface {
 	TicketLink(ctx context.Context, id bugreport.UUID) (*bugreport.TicketLink, error)
+	// TicketLinks reads many reports' links at once; reports without one
+	// are absent from the map.
+	TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error)
 	Thread(ctx context.Context, r *bugreport.Report) ([]bugreport.Message, error)
 	SendMessage(report bugreport.UUID, body string, public bool) (bugreport.UUID, error)
 	Retry(id bugreport.UUID) error

@@ -38,6 +38,13 @@ type recordingTickets struct {
 func (t *recordingTickets) TicketLink(context.Context, bugreport.UUID) (*bugreport.TicketLink, error) {
 	return &bugreport.TicketLink{TicketID: 42, State: bugreport.SyncSynced, Status: "open"}, nil
 }
+func (t *recordingTickets) TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error) {
+	out := map[bugreport.UUID]*bugreport.TicketLink{}
+	for _, id := range ids {
+		out[id], _ = t.TicketLink(ctx, id)
+	}
+	return out, nil
+}
 func (t *recordingTickets) Thread(context.Context, *bugreport.Report) ([]bugreport.Message, error) {
 	return []bugreport.Message{{Kind: bugreport.MessageReport, Body: "<script>x</script>", At: time.Unix(0, 0).UTC()}}, nil
 }

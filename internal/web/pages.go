@@ -278,11 +278,6 @@ func (h *Handler) ticketView(l *bugreport.TicketLink) *ticketView {
 	return t
 }
 
-// batchTickets is a Tickets that reads many reports' links in one query.
-type batchTickets interface {
-	TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error)
-}
-
 // QueuePageSize is how many reports a team queue page reads.
 const QueuePageSize = 50
 
@@ -339,14 +334,13 @@ func (h *Handler) teamQueue(w http.ResponseWriter, r *http.Request) {
 	for i, rep := range page.Reports {
 		rows[i].R = rep
 	}
-	// Ticket statuses: in one query when the sync can batch them,
-	// otherwise one lookup per report, a few at a time.
-	if bt, ok := h.cfg.Tickets.(batchTickets); ok {
+	// Ticket statuses, in one query for the page.
+	if h.cfg.Tickets != nil {
 		ids := make([]bugreport.UUID, len(rows))
 		for i := range rows {
 			ids[i] = rows[i].R.ID
 		}
-		links, err := bt.TicketLinks(r.Context(), ids)
+		links, err := h.cfg.Tickets.TicketLinks(r.Context(), ids)
 		for i := range rows {
 			switch l := links[rows[i].R.ID]; {
 			case err != nil:
@@ -357,22 +351,6 @@ func (h *Handler) teamQueue(w http.ResponseWriter, r *http.Request) {
 				rows[i].Ticket = h.ticketView(l)
 			}
 		}
-	} else if h.cfg.Tickets != nil {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
-		for i := range rows {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				t, err := h.ticket(r.Context(), rows[i].R.ID)
-				if err != nil {
-					t = &ticketView{State: "unknown", Error: errMessage(err)}
-				}
-				rows[i].Ticket = t
-			}()
-		}
-		wg.Wait()
 	}
 	read := len(rows)
 	rows = slices.DeleteFunc(rows, func(row queueRow) bool {

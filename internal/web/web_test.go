@@ -110,6 +110,14 @@ func (t *fakeTickets) TicketLink(_ context.Context, id bugreport.UUID) (*bugrepo
 	return &bugreport.TicketLink{ReportID: id, TicketID: 42, State: bugreport.SyncSynced, Status: "open"}, nil
 }
 
+func (t *fakeTickets) TicketLinks(ctx context.Context, ids []bugreport.UUID) (map[bugreport.UUID]*bugreport.TicketLink, error) {
+	out := map[bugreport.UUID]*bugreport.TicketLink{}
+	for _, id := range ids {
+		out[id], _ = t.TicketLink(ctx, id)
+	}
+	return out, nil
+}
+
 func (t *fakeTickets) Thread(_ context.Context, r *bugreport.Report) ([]bugreport.Message, error) {
 	return []bugreport.Message{
 		{ReportID: r.ID, TicketID: 42, Kind: bugreport.MessageReport, Body: r.Description, AuthorName: hostile, At: r.ReportedAt},
