@@ -160,7 +160,7 @@ func (s *store) Trend(ctx context.Context, q trends.Query) (*trends.Result, erro
 	return trends.NewQuerier(db.Conn(), 10*time.Second).Trend(ctx, q)
 }
 
-func (s *store) Top(ctx context.Context, q trends.TopQuery) ([]bugreport.Count, error) {
+func (s *store) Top(ctx context.Context, q trends.TopQuery) (map[string][]bugreport.Count, error) {
 	db, err := s.get(ctx)
 	if err != nil {
 		return nil, unavailable(err)

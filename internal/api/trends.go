@@ -15,7 +15,7 @@ import (
 // Trends answers the dashboards' queries.
 type Trends interface {
 	Trend(ctx context.Context, q trends.Query) (*trends.Result, error)
-	Top(ctx context.Context, q trends.TopQuery) ([]bugreport.Count, error)
+	Top(ctx context.Context, q trends.TopQuery) (map[string][]bugreport.Count, error)
 }
 
 func invalid(format string, args ...any) error {
@@ -105,7 +105,8 @@ func (a *API) top(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, err)
 		return
 	}
-	q := trends.TopQuery{List: r.URL.Query().Get("list"), From: from, To: to, Filters: filters(r)}
+	list := r.URL.Query().Get("list")
+	q := trends.TopQuery{Lists: []string{list}, From: from, To: to, Filters: filters(r)}
 	if v := r.URL.Query().Get("limit"); v != "" {
 		if q.Limit, err = strconv.Atoi(v); err != nil {
 			httperr.Write(w, invalid("limit must be a number"))
@@ -117,5 +118,5 @@ func (a *API) top(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httperr.JSON(w, http.StatusOK, map[string]any{"list": q.List, "from": from.Format(time.RFC3339), "to": to.Format(time.RFC3339), "top": top})
+	httperr.JSON(w, http.StatusOK, map[string]any{"list": list, "from": from.Format(time.RFC3339), "to": to.Format(time.RFC3339), "top": top[list]})
 }

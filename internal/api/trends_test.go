@@ -26,9 +26,13 @@ func (l *lastQuery) Trend(_ context.Context, q trends.Query) (*trends.Result, er
 	l.q = q
 	return &trends.Result{Metric: q.Metric}, nil
 }
-func (l *lastQuery) Top(_ context.Context, q trends.TopQuery) ([]bugreport.Count, error) {
+func (l *lastQuery) Top(_ context.Context, q trends.TopQuery) (map[string][]bugreport.Count, error) {
 	l.top = q
-	return []bugreport.Count{{Name: "/a", Count: 3}}, nil
+	out := map[string][]bugreport.Count{}
+	for _, list := range q.Lists {
+		out[list] = []bugreport.Count{{Name: "/a", Count: 3}}
+	}
+	return out, nil
 }
 
 func TestTrendParameters(t *testing.T) {

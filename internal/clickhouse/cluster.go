@@ -25,7 +25,7 @@ import (
 //   - events by uuid, the key replays collapse on;
 //   - the report tables by report_id, which is the uuid of the $bug_report
 //     event, so a report lives on the shard of its event;
-//   - person_events by uuid too: its rows are written by the materialized
+//   - person_events and report_messages by uuid too: their rows are written by the materialized
 //     view on the shard that stores the event, never through the
 //     Distributed table, so the Distributed table's key must agree with
 //     where the view puts them (a person's rows are spread over the
@@ -35,12 +35,13 @@ import (
 // A migration that adds a table must add its key here (TestClusterStatements
 // fails otherwise).
 var ShardingKeys = map[string]string{
-	"events":        "cityHash64(toString(uuid))",
-	"person_events": "cityHash64(toString(uuid))",
-	"bug_reports":   "cityHash64(toString(report_id))",
-	"screenshots":   "cityHash64(toString(report_id))",
-	"ticket_links":  "cityHash64(toString(report_id))",
-	"ticket_status": "cityHash64(toString(report_id))",
+	"events":          "cityHash64(toString(uuid))",
+	"person_events":   "cityHash64(toString(uuid))",
+	"report_messages": "cityHash64(toString(uuid))",
+	"bug_reports":     "cityHash64(toString(report_id))",
+	"screenshots":     "cityHash64(toString(report_id))",
+	"ticket_links":    "cityHash64(toString(report_id))",
+	"ticket_status":   "cityHash64(toString(report_id))",
 }
 
 // LocalSuffix names the replicated table behind each Distributed table.
@@ -58,8 +59,9 @@ func ReplicationPath(database, table string) string {
 var (
 	createRE = regexp.MustCompile(`^CREATE (TABLE|MATERIALIZED VIEW) IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*)\b`)
 	engineRE = regexp.MustCompile(`\bENGINE = ([A-Za-z]*MergeTree)\(([^()]*)\)`)
-	// The source of a materialized view: its statement ends with it.
-	viewFromRE = regexp.MustCompile(`\bFROM ([A-Za-z_][A-Za-z0-9_]*)\s*$`)
+	// The source of a materialized view: its statement ends with it, or
+	// with it and a WHERE clause.
+	viewFromRE = regexp.MustCompile(`\bFROM ([A-Za-z_][A-Za-z0-9_]*)(?:\s+WHERE\s[^;]*)?\s*$`)
 )
 
 // ClusterStatements turns one single-node statement of Migrations into the
@@ -114,7 +116,7 @@ func ClusterStatements(stmt, cluster, database string) ([]string, error) {
 	if kind == "MATERIALIZED VIEW" {
 		from := viewFromRE.FindStringSubmatchIndex(body)
 		if from == nil {
-			return nil, fmt.Errorf("clickhouse: cluster mode: view %s does not end with FROM <table>", table)
+			return nil, fmt.Errorf("clickhouse: cluster mode: view %s does not end with FROM <table> [WHERE …]", table)
 		}
 		source := body[from[2]:from[3]]
 		if _, ok := ShardingKeys[source]; !ok {

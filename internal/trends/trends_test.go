@@ -220,29 +220,47 @@ func TestTrendsOnSeededData(t *testing.T) {
 func TestTopLists(t *testing.T) {
 	qr, _ := seed(t)
 	from, to := time.Date(2026, 3, 26, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	all := []string{"pages", "exceptions", "organisations"}
 	for _, tc := range []struct {
-		list string
-		want string
+		name    string
+		lists   []string
+		filters Filters
+		limit   int
+		want    string // list: name=count …; …, in the order asked
 	}{
-		{"pages", "/a=3 /b=1 /c=1"},
-		{"organisations", "Acme=2 Globex=1"},
-		{"exceptions", "x is undefined=3"},
+		{"pages", []string{"pages"}, Filters{}, 0, "pages: /a=3 /b=1 /c=1"},
+		{"organisations", []string{"organisations"}, Filters{}, 0, "organisations: Acme=2 Globex=1"},
+		{"exceptions", []string{"exceptions"}, Filters{}, 0, "exceptions: x is undefined=3"},
+		{"all three in one query", all, Filters{}, 0, "pages: /a=3 /b=1 /c=1; exceptions: x is undefined=3; organisations: Acme=2 Globex=1"},
+		{"limit per list", all, Filters{}, 1, "pages: /a=3; exceptions: x is undefined=3; organisations: Acme=2"},
+		// r5 was re-routed from beta to alpha: only its latest version counts.
+		{"team alpha", []string{"pages"}, Filters{Team: "alpha"}, 0, "pages: /a=2 /b=1 /c=1"},
+		{"team beta", []string{"pages", "organisations"}, Filters{Team: "beta"}, 0, "pages: /a=1; organisations: Acme=1"},
+		{"team and severity", []string{"organisations"}, Filters{Team: "beta", Severity: "high"}, 0, "organisations: Acme=1"},
+		{"nothing matches", all, Filters{Team: "beta", ProductArea: "surveys"}, 0, "pages: ; exceptions: ; organisations: "},
+		{"other project", []string{"pages"}, Filters{Project: "other"}, 0, "pages: "},
 	} {
-		t.Run(tc.list, func(t *testing.T) {
-			top, err := qr.Top(context.Background(), TopQuery{List: tc.list, From: from, To: to})
+		t.Run(tc.name, func(t *testing.T) {
+			top, err := qr.Top(context.Background(), TopQuery{Lists: tc.lists, From: from, To: to, Filters: tc.filters, Limit: tc.limit})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, c := range top {
-				got = append(got, fmt.Sprintf("%s=%d", c.Name, c.Count))
+			var lists []string
+			for _, l := range tc.lists {
+				var got []string
+				for _, c := range top[l] {
+					got = append(got, fmt.Sprintf("%s=%d", c.Name, c.Count))
+				}
+				lists = append(lists, l+": "+strings.Join(got, " "))
 			}
-			if strings.Join(got, " ") != tc.want {
-				t.Errorf("got %v, want %s", got, tc.want)
+			if got := strings.Join(lists, "; "); got != tc.want || len(top) != len(tc.lists) {
+				t.Errorf("got %q (%d lists), want %q", got, len(top), tc.want)
 			}
 		})
 	}
-	if _, err := qr.Top(context.Background(), TopQuery{List: "users", From: from, To: to}); bugreport.ErrorCode(err) != bugreport.EINVALID {
-		t.Errorf("unknown list: %v, want EINVALID", err)
+	for _, bad := range [][]string{{"users"}, {}, {"pages", "pages"}, {"pages", "'); DROP TABLE bug_reports; --"}} {
+		if _, err := qr.Top(context.Background(), TopQuery{Lists: bad, From: from, To: to}); bugreport.ErrorCode(err) != bugreport.EINVALID {
+			t.Errorf("lists %q: %v, want EINVALID", bad, err)
+		}
 	}
 }

@@ -149,8 +149,12 @@ func (fakeTrends) Trend(_ context.Context, q trends.Query) (*trends.Result, erro
 		Series: []*trends.Series{{Key: hostile, Values: []*float64{&v}, Total: 2}}}, nil
 }
 
-func (fakeTrends) Top(context.Context, trends.TopQuery) ([]bugreport.Count, error) {
-	return []bugreport.Count{{Name: "/pay " + hostile, Count: 3}}, nil
+func (fakeTrends) Top(_ context.Context, q trends.TopQuery) (map[string][]bugreport.Count, error) {
+	out := map[string][]bugreport.Count{}
+	for _, l := range q.Lists {
+		out[l] = []bugreport.Count{{Name: "/pay " + hostile, Count: 3}}
+	}
+	return out, nil
 }
 
 const rulesYAML = `
