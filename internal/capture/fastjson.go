@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// The two helpers here replace encoding/json on the capture hot path where
+// The helpers here replace encoding/json on the capture hot path where
 // its result is known exactly: they return what json.Unmarshal would, or
 // report that they cannot tell, and the caller then uses json.Unmarshal.
 // FuzzFastJSON checks them against encoding/json.
@@ -63,14 +63,65 @@ func (p *promoted) field(i int) *json.RawMessage {
 	}
 }
 
+// rawEventFields are the JSON names of rawEvent's fields, in field order.
+var rawEventFields = [...]string{"uuid", "event", "distinct_id", "$distinct_id", "properties", "timestamp", "offset",
+	"$set", "$set_once", "token", "$token", "api_key", "batch", "sent_at"}
+
+func (r *rawEvent) field(i int) *json.RawMessage {
+	switch i {
+	case 0:
+		return &r.UUID
+	case 1:
+		return &r.Event
+	case 2:
+		return &r.DistinctID
+	case 3:
+		return &r.DollarDistinctID
+	case 4:
+		return &r.Properties
+	case 5:
+		return &r.Timestamp
+	case 6:
+		return &r.Offset
+	case 7:
+		return &r.Set
+	case 8:
+		return &r.SetOnce
+	case 9:
+		return &r.Token
+	case 10:
+		return &r.DollarToken
+	case 11:
+		return &r.APIKey
+	case 12:
+		return &r.Batch
+	default:
+		return &r.SentAt
+	}
+}
+
+// rawFields is a struct of json.RawMessage fields that scanObject fills.
+type rawFields interface {
+	field(i int) *json.RawMessage
+}
+
 // scanPromoted fills p from the JSON object obj as json.Unmarshal(obj, p)
-// would: a top-level key matches a field by its exact name or, failing
-// that, case-insensitively (bytes.EqualFold, as encoding/json folds); the
-// last of duplicate keys wins; values are kept raw (aliasing obj). It
-// reads obj once, without reflection or copies. ok is false when obj is
-// not a well-formed object or a key has escapes; the caller then decodes
-// with encoding/json.
-func scanPromoted(obj []byte, p *promoted) (ok bool) {
+// would; see scanObject.
+func scanPromoted(obj []byte, p *promoted) bool { return scanObject(obj, promotedFields[:], p) }
+
+// scanRawEvent fills r from the JSON object obj as json.Unmarshal(obj, r)
+// would; see scanObject.
+func scanRawEvent(obj []byte, r *rawEvent) bool { return scanObject(obj, rawEventFields[:], r) }
+
+// scanObject fills dst, whose fields are named names, from the JSON object
+// obj as json.Unmarshal(obj, dst) would: a top-level key matches a field by
+// its exact name or, failing that, case-insensitively (bytes.EqualFold, as
+// encoding/json folds); the last of duplicate keys wins; values are kept raw
+// (aliasing obj). It reads obj once, without reflection or copies. ok is
+// false when obj is not a well-formed object or a key has escapes; the
+// caller then decodes with encoding/json. obj must be JSON a decoder has
+// accepted (valueEnd does not check nested values).
+func scanObject(obj []byte, names []string, dst rawFields) (ok bool) {
 	i := skipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return false
@@ -97,8 +148,8 @@ func scanPromoted(obj []byte, p *promoted) (ok bool) {
 		if vend < 0 {
 			return false
 		}
-		if f := promotedIndex(key); f >= 0 {
-			*p.field(f) = obj[i:vend:vend]
+		if f := fieldIndex(names, key); f >= 0 {
+			*dst.field(f) = obj[i:vend:vend]
 		}
 		i = skipSpace(obj, vend)
 		if i >= len(obj) {
@@ -115,13 +166,49 @@ func scanPromoted(obj []byte, p *promoted) (ok bool) {
 	}
 }
 
-func promotedIndex(key []byte) int {
-	for f, name := range promotedFields {
+// splitArray returns the elements of the JSON array arr as
+// json.Unmarshal(arr, &[]json.RawMessage{}) would, aliasing arr. ok is false
+// when arr is not a well-formed array. arr must be JSON a decoder has
+// accepted.
+func splitArray(arr []byte) (elems []json.RawMessage, ok bool) {
+	i := skipSpace(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return nil, false
+	}
+	elems = []json.RawMessage{}
+	i = skipSpace(arr, i+1)
+	if i < len(arr) && arr[i] == ']' {
+		return elems, skipSpace(arr, i+1) == len(arr)
+	}
+	for {
+		end := valueEnd(arr, i)
+		if end < 0 {
+			return nil, false
+		}
+		elems = append(elems, arr[i:end:end])
+		i = skipSpace(arr, end)
+		if i >= len(arr) {
+			return nil, false
+		}
+		switch arr[i] {
+		case ',':
+			i = skipSpace(arr, i+1)
+		case ']':
+			return elems, skipSpace(arr, i+1) == len(arr)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// fieldIndex is the index of the field of names that key sets, or -1.
+func fieldIndex(names []string, key []byte) int {
+	for f, name := range names {
 		if string(key) == name {
 			return f
 		}
 	}
-	for f, name := range promotedFields {
+	for f, name := range names {
 		if bytes.EqualFold(key, []byte(name)) {
 			return f
 		}

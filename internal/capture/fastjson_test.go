@@ -14,12 +14,15 @@ var fastJSONSeeds = []string{
 	`{"nested":{"$host":"no"},"list":[{"token":"no"}],"$host":"yes"}`,
 	`{"a":"quote \" and brace } inside","$lib":"x\\"}`, `{"$lib" : 12.5e3 , "$host":true,"token":false}`,
 	"{\n\t\"$pathname\"\r\n:\n\"/a\"\n}", `{"distinct_id":"café ☕","$host":"\ud83d\ude00"}`,
+	`[{"event":"e","properties":{"$host":"h"}},{"EVENT":"x","Event":"y","uuid":null}]`, ` [ 1 , "two" , [3] , {"4":4} , null ] `, `[[],{}]`,
+	`{"api_key":"k","batch":[{"event":"a"}],"sent_at":"2026-11-27T10:00:00Z","$distinct_id":"d","offset":5}`,
 	`{"a":1,}`, `{"a" 1}`, `{"a":1 "b":2}`, `{"a":[1,2}`, `"abc`, `"a\"b"`, `"tab	x"`,
 }
 
 // FuzzFastJSON checks the hot-path helpers against encoding/json: on any
-// input encoding/json accepts, scanPromoted yields the same fields (or
-// declines), and plainString the same string (or declines).
+// input encoding/json accepts, scanPromoted and scanRawEvent yield the
+// same fields (or decline), splitArray the same elements of any array, and
+// plainString the same string (or declines).
 func FuzzFastJSON(f *testing.F) {
 	for _, s := range fastJSONSeeds {
 		f.Add([]byte(s))
@@ -63,6 +66,33 @@ func checkFastJSON(t *testing.T, b []byte) {
 				t.Fatalf("%q: field %s = %q, json.Unmarshal gives %q", b, promotedFields[i], *got.field(i), *want.field(i))
 			}
 		}
+	}
+	var wantEvent rawEvent
+	werr = json.Unmarshal(b, &wantEvent)
+	var gotEvent rawEvent
+	if scanRawEvent(b, &gotEvent) {
+		if werr != nil {
+			t.Fatalf("%q: event scan accepted what json.Unmarshal refused: %v", b, werr)
+		}
+		for i := range rawEventFields {
+			if !bytes.Equal(*gotEvent.field(i), *wantEvent.field(i)) {
+				t.Fatalf("%q: event field %s = %q, json.Unmarshal gives %q", b, rawEventFields[i], *gotEvent.field(i), *wantEvent.field(i))
+			}
+		}
+	}
+	var wantList []json.RawMessage
+	werr = json.Unmarshal(b, &wantList)
+	if gotList, ok := splitArray(b); ok {
+		if werr != nil || len(gotList) != len(wantList) {
+			t.Fatalf("%q: split into %d elements, json.Unmarshal into %d (%v)", b, len(gotList), len(wantList), werr)
+		}
+		for i := range gotList {
+			if !bytes.Equal(gotList[i], wantList[i]) {
+				t.Fatalf("%q: element %d = %q, json.Unmarshal gives %q", b, i, gotList[i], wantList[i])
+			}
+		}
+	} else if b := bytes.TrimSpace(b); len(b) > 0 && b[0] == '[' {
+		t.Fatalf("%q: split declined a valid array", b)
 	}
 	var ws string
 	serr := json.Unmarshal(b, &ws)

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -275,5 +276,70 @@ func TestReportsAndScreenshots(t *testing.T) {
 	counts, err = db.TeamCounts(ctx, ts.Add(time.Hour))
 	if want := map[string]bugreport.TeamStats{"platform": {Reports: 1, Last7d: 1}}; err != nil || !maps.Equal(counts, want) {
 		t.Errorf("team counts: %v, %v; want %v", counts, err, want)
+	}
+}
+
+// bulkEvents are n distinct events with properties of about size bytes,
+// shaped like posthog-js pageviews.
+func bulkEvents(n, size int) []bugreport.Event {
+	ts := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	pad := strings.Repeat("x", max(size-200, 0))
+	evs := make([]bugreport.Event, n)
+	for i := range evs {
+		id := bugreport.UUID{0xb0, byte(i >> 16), byte(i >> 8), byte(i)}
+		evs[i] = bugreport.Event{UUID: id, Project: "bulk", Event: "$pageview", DistinctID: fmt.Sprintf("user-%d", i%97), Timestamp: ts, CreatedAt: ts,
+			Properties: fmt.Sprintf(`{"$current_url":"https://app.example.com/p/%d","$lib":"web","pad":"%s"}`, i, pad),
+			CurrentURL: fmt.Sprintf("https://app.example.com/p/%d", i), Pathname: fmt.Sprintf("/p/%d", i), Lib: "web", LibVersion: "1.200.0"}
+	}
+	return evs
+}
+
+func TestWriteEventsInSeveralBlocks(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// More rows than one block holds, then rows so large that a block
+	// fills by bytes first: every row arrives, once.
+	evs := append(bulkEvents(2*insertBlockRows+5, 300), bulkEvents(3*insertBlockBytes/(200<<10)+3, 200<<10)...)
+	for i := range evs[2*insertBlockRows+5:] {
+		evs[2*insertBlockRows+5+i].UUID[0] = 0xb1
+	}
+	if err := db.WriteEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	var rows, ids, bytes uint64
+	if err := db.conn.QueryRow(ctx, "SELECT count(), uniqExact(uuid), sum(length(properties)) FROM events WHERE project = 'bulk'").Scan(&rows, &ids, &bytes); err != nil {
+		t.Fatal(err)
+	}
+	var want uint64
+	for _, e := range evs {
+		want += uint64(len(e.Properties))
+	}
+	if rows != uint64(len(evs)) || ids != rows || bytes != want {
+		t.Errorf("stored %d rows, %d uuids, %d property bytes; want %d rows of %d bytes", rows, ids, bytes, len(evs), want)
+	}
+}
+
+// BenchmarkWriteEvents inserts 5 000 events of 1.2 KB, the drainer's insert
+// at 5 000 events/s.
+func BenchmarkWriteEvents(b *testing.B) {
+	db, err := Open(context.Background(), Options{DSN: localchtest.DSN(b), CreateDatabase: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	evs := bulkEvents(5000, 1200)
+	b.SetBytes(int64(5000 * 1200))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := db.WriteEvents(ctx, evs); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
