@@ -343,3 +343,43 @@ func BenchmarkWriteEvents(b *testing.B) {
 		}
 	}
 }
+
+func TestReportsWithoutUsage(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	save := func(n byte, received time.Duration, usage *bugreport.Usage) *bugreport.Report {
+		r := &bugreport.Report{ID: bugreport.UUID{0xa0, n}, Project: "p", ReportedAt: now.Add(-received), ReceivedAt: now.Add(-received),
+			Title: fmt.Sprint("r", n), Usage: usage, Route: bugreport.RouteDecision{Team: "billing"}}
+		if err := db.SaveReport(ctx, r, "rules"); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	save(1, 2*time.Hour, nil)                            // wanted, second
+	save(2, 3*time.Hour, &bugreport.Usage{Events30d: 1}) // has usage
+	late := save(3, 4*time.Hour, nil)                    // enriched later: its latest version has usage
+	save(4, 30*time.Hour, nil)                           // before the window
+	save(5, 5*time.Hour, nil)                            // wanted, first
+	late.Usage = &bugreport.Usage{Events30d: 2}
+	if err := db.SaveReport(ctx, late, "rules"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.ReportsWithoutUsage(ctx, now.Add(-24*time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var titles []string
+	for _, r := range got {
+		titles = append(titles, r.Title)
+	}
+	if want := []string{"r5", "r1"}; !slices.Equal(titles, want) {
+		t.Errorf("reports without usage: %q, want %q, oldest first", titles, want)
+	}
+	if got, err := db.ReportsWithoutUsage(ctx, now.Add(-24*time.Hour), 1); err != nil || len(got) != 1 || got[0].Title != "r5" {
+		t.Errorf("with limit 1: %v, %v", got, err)
+	}
+}

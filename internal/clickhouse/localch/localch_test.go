@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -133,6 +134,19 @@ func TestStartInsertRestartStop(t *testing.T) {
 	createAndFill(t, conn, 1000)
 	if n := count(t, conn); n != 1000 {
 		t.Fatalf("count = %d, want 1000", n)
+	}
+	// The server runs with the jemalloc tuning, unless the environment
+	// has its own.
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", srv.proc.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "MALLOC_CONF=" + mallocConf
+	if v, set := os.LookupEnv("MALLOC_CONF"); set {
+		want = "MALLOC_CONF=" + v
+	}
+	if !slices.Contains(strings.Split(string(environ), "\x00"), want) {
+		t.Errorf("clickhouse-server's environment lacks %s", want)
 	}
 	for _, f := range []string{"config/config.xml", "config/users.xml", "log/clickhouse-server.log", "data/status"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
