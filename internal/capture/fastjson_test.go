@@ -54,34 +54,10 @@ func checkFastJSON(t *testing.T, b []byte) {
 	if !json.Valid(b) {
 		return // the helpers only ever see JSON the decoder accepted
 	}
-	var want promoted
-	werr := json.Unmarshal(b, &want)
-	var got promoted
-	if scanPromoted(b, &got) {
-		if werr != nil {
-			t.Fatalf("%q: scan accepted what json.Unmarshal refused: %v", b, werr)
-		}
-		for i := range promotedFields {
-			if !bytes.Equal(*got.field(i), *want.field(i)) {
-				t.Fatalf("%q: field %s = %q, json.Unmarshal gives %q", b, promotedFields[i], *got.field(i), *want.field(i))
-			}
-		}
-	}
-	var wantEvent rawEvent
-	werr = json.Unmarshal(b, &wantEvent)
-	var gotEvent rawEvent
-	if scanRawEvent(b, &gotEvent) {
-		if werr != nil {
-			t.Fatalf("%q: event scan accepted what json.Unmarshal refused: %v", b, werr)
-		}
-		for i := range rawEventFields {
-			if !bytes.Equal(*gotEvent.field(i), *wantEvent.field(i)) {
-				t.Fatalf("%q: event field %s = %q, json.Unmarshal gives %q", b, rawEventFields[i], *gotEvent.field(i), *wantEvent.field(i))
-			}
-		}
-	}
+	checkScan(t, b, promotedFields[:], &promoted{}, &promoted{}, func(b []byte, dst rawFields) bool { return scanPromoted(b, dst.(*promoted)) })
+	checkScan(t, b, rawEventFields[:], &rawEvent{}, &rawEvent{}, func(b []byte, dst rawFields) bool { return scanRawEvent(b, dst.(*rawEvent)) })
 	var wantList []json.RawMessage
-	werr = json.Unmarshal(b, &wantList)
+	werr := json.Unmarshal(b, &wantList)
 	if gotList, ok := splitArray(b); ok {
 		if werr != nil || len(gotList) != len(wantList) {
 			t.Fatalf("%q: split into %d elements, json.Unmarshal into %d (%v)", b, len(gotList), len(wantList), werr)
@@ -98,5 +74,23 @@ func checkFastJSON(t *testing.T, b []byte) {
 	serr := json.Unmarshal(b, &ws)
 	if s, ok := plainString(b); ok && (serr != nil || s != ws) {
 		t.Fatalf("%q: plainString %q, json.Unmarshal %q (%v)", b, s, ws, serr)
+	}
+}
+
+// checkScan compares scan(b, got) with json.Unmarshal(b, want), field by
+// field, whenever the scan accepts b.
+func checkScan(t *testing.T, b []byte, names []string, got, want rawFields, scan func([]byte, rawFields) bool) {
+	t.Helper()
+	werr := json.Unmarshal(b, want)
+	if !scan(b, got) {
+		return
+	}
+	if werr != nil {
+		t.Fatalf("%q: scan into %T accepted what json.Unmarshal refused: %v", b, got, werr)
+	}
+	for i, name := range names {
+		if !bytes.Equal(*got.field(i), *want.field(i)) {
+			t.Fatalf("%q: %T field %s = %q, json.Unmarshal gives %q", b, got, name, *got.field(i), *want.field(i))
+		}
 	}
 }
