@@ -291,6 +291,8 @@ func TestRejections(t *testing.T) {
 		{"empty batch", req{path: "/batch/", body: []byte(`{"api_key":"phc_test","batch":[]}`)}, 400, "empty_batch"},
 		{"batch not array", req{path: "/batch/", body: []byte(`{"api_key":"phc_test","batch":{}}`)}, 400, "invalid_payload"},
 		{"scalar payload", req{path: "/e/", body: []byte(`"x"`)}, 400, "invalid_payload"},
+		{"gzip of a string literal", req{path: "/e/?compression=gzip-js", body: gz(t, `"hello"`)}, 400, "invalid_payload"},
+		{"gzip of whitespace", req{path: "/e/?compression=gzip-js", body: gz(t, "   ")}, 400, "invalid_payload"},
 		{"array element not object", req{path: "/e/", body: []byte(`[1]`)}, 400, "invalid_event"},
 		{"body over limit", req{path: "/e/", body: []byte(`{"api_key":"phc_test","event":"a","distinct_id":"u","properties":{"p":"` + strings.Repeat("x", 2000) + `"}}`)}, 413, "payload_too_large"},
 		{"batch body over limit", req{path: "/batch/", body: bytes.Repeat([]byte(" "), 5000)}, 413, "payload_too_large"},

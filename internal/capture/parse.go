@@ -72,6 +72,9 @@ func parsePayload(payload []byte, pc parseContext) (parsed, error) {
 		return parsed{}, err
 	}
 	payload = bytes.TrimSpace(payload)
+	if len(payload) == 0 || (payload[0] != '[' && payload[0] != '{') {
+		return parsed{}, invalid("invalid_payload", "the payload is not a JSON object or array")
+	}
 	// One validation of the whole payload; every decode below reads JSON
 	// known to be well-formed, which lets the one-pass scanners of
 	// fastjson.go split the batch and pick each event's fields instead of

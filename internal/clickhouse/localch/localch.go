@@ -267,9 +267,6 @@ func (s *Server) stopLocked(ctx context.Context) error {
 	return p.kill()
 }
 
-// startPickingPorts starts the server, choosing free ports for those not
-// given. Picking a port and the server binding it are not atomic, so a lost
-// race is retried with fresh ports; explicitly requested ports are not.
 // mallocConf tunes the jemalloc of Debian's clickhouse-server (18.16 links
 // the system's libjemalloc 5.3, which reads MALLOC_CONF). jemalloc serves
 // allocations of 8 MiB and more from an arena that returns them to the
@@ -284,6 +281,9 @@ func (s *Server) stopLocked(ctx context.Context) error {
 // MALLOC_CONF wins.
 const mallocConf = "oversize_threshold:0"
 
+// startPickingPorts starts the server, choosing free ports for those not
+// given. Picking a port and the server binding it are not atomic, so a lost
+// race is retried with fresh ports; explicitly requested ports are not.
 func (s *Server) startPickingPorts(ctx context.Context, wantTCP, wantHTTP int, pick func(int, int) (int, int, error)) error {
 	attempts := 1
 	if wantTCP == 0 || wantHTTP == 0 {
