@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -118,25 +116,8 @@ func checkClusterExactlyOnce(t *testing.T, db *clickhouse.DB, prefix string, ack
 	if len(acked) == 0 {
 		t.Fatalf("%s: no event was acknowledged; the test proves nothing", prefix)
 	}
-	counts := func(final string) map[string]uint64 {
-		rows, err := db.Conn().Query(context.Background(), "SELECT toString(uuid), count() FROM events "+final+" WHERE startsWith(distinct_id, ?) GROUP BY uuid", prefix)
-		if err != nil {
-			t.Fatalf("query: %v", err)
-		}
-		defer rows.Close()
-		out := map[string]uint64{}
-		for rows.Next() {
-			var id string
-			var n uint64
-			if err := rows.Scan(&id, &n); err != nil {
-				t.Fatal(err)
-			}
-			out[id] = n
-		}
-		return out
-	}
 	waitFor(t, 90*time.Second, "every acknowledged event in ClickHouse", func() (bool, string) {
-		got := counts("")
+		got := uuidRows(t, db, prefix, false)
 		missing := 0
 		for _, id := range acked {
 			if got[id] == 0 {
@@ -145,7 +126,7 @@ func checkClusterExactlyOnce(t *testing.T, db *clickhouse.DB, prefix string, ack
 		}
 		return missing == 0, fmt.Sprintf("%d of %d acknowledged events missing", missing, len(acked))
 	})
-	raw, final := counts(""), counts("FINAL")
+	raw, final := uuidRows(t, db, prefix, false), uuidRows(t, db, prefix, true)
 	dups, extra := 0, 0
 	for _, id := range acked {
 		if final[id] != 1 {
@@ -166,19 +147,7 @@ func checkClusterExactlyOnce(t *testing.T, db *clickhouse.DB, prefix string, ack
 // the cancellation is its normal end, not an error.
 func startLoadUntil(ctx context.Context, t *testing.T, baseURL string, cfg loadgen.Config) <-chan loadgen.Result {
 	t.Helper()
-	cfg.URL = baseURL
-	cfg.Token = testToken
-	cfg.KeepUUIDs = true
-	cfg.Timeout = 5 * time.Second
-	out := make(chan loadgen.Result, 1)
-	go func() {
-		res, err := loadgen.Run(ctx, cfg, io.Discard)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("load %s: %v", cfg.RunID, err)
-		}
-		out <- res
-	}()
-	return out
+	return goLoad(ctx, t, baseURL, cfg, true)
 }
 
 func TestClusterFlagAlias(t *testing.T) {

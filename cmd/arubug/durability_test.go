@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,13 @@ import (
 // UUIDs acknowledged with a 2xx.
 func startLoad(ctx context.Context, t *testing.T, baseURL string, cfg loadgen.Config) <-chan loadgen.Result {
 	t.Helper()
+	return goLoad(ctx, t, baseURL, cfg, false)
+}
+
+// goLoad runs loadgen in the background; with untilCancelled, the
+// cancellation of ctx is the load's normal end rather than an error.
+func goLoad(ctx context.Context, t *testing.T, baseURL string, cfg loadgen.Config, untilCancelled bool) <-chan loadgen.Result {
+	t.Helper()
 	cfg.URL = baseURL
 	cfg.Token = testToken
 	cfg.KeepUUIDs = true
@@ -29,7 +37,7 @@ func startLoad(ctx context.Context, t *testing.T, baseURL string, cfg loadgen.Co
 	out := make(chan loadgen.Result, 1)
 	go func() {
 		res, err := loadgen.Run(ctx, cfg, io.Discard)
-		if err != nil {
+		if err != nil && !(untilCancelled && errors.Is(err, context.Canceled)) {
 			t.Errorf("load %s: %v", cfg.RunID, err)
 		}
 		out <- res

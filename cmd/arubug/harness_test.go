@@ -224,11 +224,18 @@ func uuidCounts(t *testing.T, db *clickhouse.DB, prefix string, optimize bool) m
 	// OPTIMIZE … FINAL is a no-op on 18.16 when a background merge holds
 	// the parts (optimize_throw_if_noop is off), so the merged view is read
 	// with FINAL as well: it is what "after merges" means.
+	return uuidRows(t, db, prefix, optimize)
+}
+
+// uuidRows returns how many rows each uuid of the events whose distinct_id
+// starts with prefix has, as merged (FINAL) or as stored.
+func uuidRows(t *testing.T, db *clickhouse.DB, prefix string, final bool) map[string]uint64 {
+	t.Helper()
 	from := "events"
-	if optimize {
+	if final {
 		from = "events FINAL"
 	}
-	rows, err := db.Conn().Query(ctx, "SELECT toString(uuid), count() FROM "+from+" WHERE startsWith(distinct_id, ?) GROUP BY uuid", prefix)
+	rows, err := db.Conn().Query(context.Background(), "SELECT toString(uuid), count() FROM "+from+" WHERE startsWith(distinct_id, ?) GROUP BY uuid", prefix)
 	if err != nil {
 		t.Fatalf("query: %v", err)
 	}

@@ -220,9 +220,15 @@ func (a *API) report(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.writeDetail(w, r, rep)
+}
+
+// writeDetail answers with everything about rep, its ticket included when
+// the Zendesk sync is on.
+func (a *API) writeDetail(w http.ResponseWriter, r *http.Request, rep *bugreport.Report) {
 	d := detail(rep)
 	if a.cfg.Tickets != nil {
-		t, err := a.ticket(r.Context(), id)
+		t, err := a.ticket(r.Context(), rep.ID)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -271,16 +277,7 @@ func (a *API) reroute(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	d := detail(rep)
-	if a.cfg.Tickets != nil {
-		t, err := a.ticket(r.Context(), id)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		d.Ticket = t
-	}
-	httperr.JSON(w, http.StatusOK, d)
+	a.writeDetail(w, r, rep)
 }
 
 // MaxReasonBytes bounds a re-route's reason.

@@ -216,21 +216,8 @@ func (db *DB) Reports(ctx context.Context, f bugreport.ReportFilter) (bugreport.
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += fmt.Sprintf(" ORDER BY received_at DESC, report_id DESC LIMIT %d", f.Limit+1)
-	rows, err := db.conn.Query(ctx, q, args...)
+	ids, err := db.queryIDs(ctx, "list reports", q, args...)
 	if err != nil {
-		return bugreport.ReportPage{}, fmt.Errorf("clickhouse: list reports: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return bugreport.ReportPage{}, fmt.Errorf("clickhouse: list reports: %w", err)
-		}
-		ids = append(ids, id.String())
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return bugreport.ReportPage{}, err
 	}
 	var p bugreport.ReportPage
@@ -243,6 +230,25 @@ func (db *DB) Reports(ctx context.Context, f bugreport.ReportFilter) (bugreport.
 		p.NextCursor = encodeCursor(last.ReceivedAt, last.ID)
 	}
 	return p, nil
+}
+
+// queryIDs runs a query selecting report ids and returns them as strings,
+// in the query's order, for reportsByID.
+func (db *DB) queryIDs(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := db.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("clickhouse: %s: %w", what, err)
+		}
+		ids = append(ids, id.String())
+	}
+	return ids, rows.Err()
 }
 
 // reportsByID reads the latest version of the reports ids (as strings),
@@ -402,20 +408,8 @@ func (db *DB) Screenshot(ctx context.Context, id bugreport.UUID) (mime string, d
 // every report each time (a tenth of ClickHouse's CPU with a few hundred
 // reports; seconds at 100 000).
 func (db *DB) ReportsWithoutUsage(ctx context.Context, since time.Time, limit int) ([]*bugreport.Report, error) {
-	rows, err := db.conn.Query(ctx, "SELECT report_id FROM bug_reports FINAL WHERE usage_available = 0 AND received_at >= ? ORDER BY received_at, report_id LIMIT ?", since.UTC(), limit)
+	ids, err := db.queryIDs(ctx, "reports without usage", "SELECT report_id FROM bug_reports FINAL WHERE usage_available = 0 AND received_at >= ? ORDER BY received_at, report_id LIMIT ?", since.UTC(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("clickhouse: reports without usage: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("clickhouse: reports without usage: %w", err)
-		}
-		ids = append(ids, id.String())
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return db.reportsByID(ctx, "reports without usage", reportColumns, ids)

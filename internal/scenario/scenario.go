@@ -931,28 +931,36 @@ func (r *run) drained(ctx context.Context, st *store, streams []*stream) (bool, 
 		}
 		r.ticketMu.Unlock()
 	}
-	r.replyMu.Lock()
-	replies := slices.Clone(r.replies)
-	r.replyMu.Unlock()
+	replies, _, counts, err := r.storedReplies(ctx, st)
+	if err != nil {
+		return false, "clickhouse: " + err.Error()
+	}
 	storedReplies := 0
-	if len(replies) > 0 {
-		var tickets []int64
-		for _, rp := range replies {
-			tickets = append(tickets, rp.TicketID)
-		}
-		counts, err := st.messageCounts(ctx, tickets)
-		if err != nil {
-			return false, "clickhouse: " + err.Error()
-		}
-		for _, rp := range replies {
-			if counts[rp.EventUUID] > 0 {
-				storedReplies++
-			}
+	for _, rp := range replies {
+		if counts[rp.EventUUID] > 0 {
+			storedReplies++
 		}
 	}
 	s := fmt.Sprintf("spool %g events, outbox %g jobs, %d acked events not yet in clickhouse, %d of %d reports ticketed, %d of %d replies stored",
 		spool, outbox, missing, ticketed, reports, storedReplies, len(replies))
 	return spool == 0 && outbox == 0 && missing == 0 && ticketed >= reports && storedReplies == len(replies), s
+}
+
+// storedReplies returns the replies added so far, their tickets, and how
+// many times ClickHouse holds each message event of those tickets.
+func (r *run) storedReplies(ctx context.Context, st *store) ([]Reply, []int64, map[string]uint64, error) {
+	r.replyMu.Lock()
+	replies := slices.Clone(r.replies)
+	r.replyMu.Unlock()
+	if len(replies) == 0 {
+		return replies, nil, nil, nil
+	}
+	tickets := make([]int64, 0, len(replies))
+	for _, rp := range replies {
+		tickets = append(tickets, rp.TicketID)
+	}
+	counts, err := st.messageCounts(ctx, tickets)
+	return replies, tickets, counts, err
 }
 
 // fabricate adds to the expectations an event, a report and a reply that
@@ -1066,19 +1074,12 @@ func (r *run) check(ctx context.Context, st *store, streams []*stream, rep *Repo
 
 	// Inbound comments: each reply stored once, as the uuid derived from
 	// its ticket and comment ids.
-	r.replyMu.Lock()
-	replies := slices.Clone(r.replies)
-	r.replyMu.Unlock()
+	replies, tickets, counts, err := r.storedReplies(ctx, st)
+	if err != nil {
+		return err
+	}
 	rep.Replies = replies
 	if len(replies) > 0 {
-		var tickets []int64
-		for _, rp := range replies {
-			tickets = append(tickets, rp.TicketID)
-		}
-		counts, err := st.messageCounts(ctx, tickets)
-		if err != nil {
-			return err
-		}
 		for _, rp := range replies {
 			inv.Replies++
 			found := false

@@ -481,15 +481,25 @@ func (h *Handler) reportURL(id bugreport.UUID, done string) string {
 	return Prefix + "/reports/" + id.String() + "?done=" + done + "#" + map[string]string{"reply": "conversation", "note": "conversation", "route": "routing", "sync": "conversation"}[done]
 }
 
+// actionReport is the report a form posts to; it answers the request itself
+// and returns ok=false when the id is not a UUID or actions are off.
+func (h *Handler) actionReport(w http.ResponseWriter, r *http.Request) (bugreport.UUID, bool) {
+	id, ok := parseID(chi.URLParam(r, "id"))
+	if !ok {
+		h.errorPage(w, r, http.StatusNotFound, "Not found", "A report id is a UUID.")
+		return id, false
+	}
+	if h.cfg.Actions == nil {
+		h.errorPage(w, r, http.StatusServiceUnavailable, "Unavailable", "Actions are not configured.")
+		return id, false
+	}
+	return id, true
+}
+
 func (h *Handler) postMessage(public bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, ok := parseID(chi.URLParam(r, "id"))
+		id, ok := h.actionReport(w, r)
 		if !ok {
-			h.errorPage(w, r, http.StatusNotFound, "Not found", "A report id is a UUID.")
-			return
-		}
-		if h.cfg.Actions == nil {
-			h.errorPage(w, r, http.StatusServiceUnavailable, "Unavailable", "Actions are not configured.")
 			return
 		}
 		body := strings.ReplaceAll(r.PostForm.Get("body"), "\r\n", "\n")
@@ -516,13 +526,8 @@ func (h *Handler) postMessage(public bool) http.HandlerFunc {
 }
 
 func (h *Handler) postReroute(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(chi.URLParam(r, "id"))
+	id, ok := h.actionReport(w, r)
 	if !ok {
-		h.errorPage(w, r, http.StatusNotFound, "Not found", "A report id is a UUID.")
-		return
-	}
-	if h.cfg.Actions == nil {
-		h.errorPage(w, r, http.StatusServiceUnavailable, "Unavailable", "Actions are not configured.")
 		return
 	}
 	team, reason := r.PostForm.Get("team"), strings.TrimSpace(r.PostForm.Get("reason"))
@@ -538,13 +543,8 @@ func (h *Handler) postReroute(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) postRetrySync(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(chi.URLParam(r, "id"))
+	id, ok := h.actionReport(w, r)
 	if !ok {
-		h.errorPage(w, r, http.StatusNotFound, "Not found", "A report id is a UUID.")
-		return
-	}
-	if h.cfg.Actions == nil {
-		h.errorPage(w, r, http.StatusServiceUnavailable, "Unavailable", "Actions are not configured.")
 		return
 	}
 	if err := h.cfg.Actions.RetrySync(r.Context(), id); err != nil {
