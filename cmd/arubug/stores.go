@@ -12,12 +12,12 @@ import (
 // The methods below let the triage worker and the API use the lazily
 // connected store: each call connects (and migrates) first if needed.
 
-func (s *store) PendingReportEvents(ctx context.Context, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error) {
+func (s *store) PendingReportEvents(ctx context.Context, projects []string, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error) {
 	db, err := s.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return db.PendingReportEvents(ctx, now, lookback, limit)
+	return db.PendingReportEvents(ctx, projects, now, lookback, limit)
 }
 
 func (s *store) SaveReport(ctx context.Context, r *bugreport.Report, source string) error {

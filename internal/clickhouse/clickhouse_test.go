@@ -198,6 +198,65 @@ func TestParseDSN(t *testing.T) {
 	}
 }
 
+// TestPendingReportEvents checks what the triage reconciler is given: the
+// configured projects' bug reports of the lookback window that have no
+// report row, once each, oldest first, with their properties.
+func TestPendingReportEvents(t *testing.T) {
+	db := open(t)
+	ctx := context.Background()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	report := func(id byte, project string, age time.Duration) bugreport.Event {
+		at := now.Add(-age)
+		return bugreport.Event{UUID: bugreport.UUID{0xa0, id}, Project: project, Event: bugreport.EventBugReport, DistinctID: "u",
+			Timestamp: at, CreatedAt: at, Properties: fmt.Sprintf(`{"$description":"report %d"}`, id)}
+	}
+	newest, older, oldest := report(1, "p", time.Minute), report(2, "p", time.Hour), report(3, "q", 20*time.Hour)
+	stored := report(4, "p", 2*time.Hour)
+	tooOld := report(5, "p", 48*time.Hour)
+	otherProject := report(6, "elsewhere", time.Minute)
+	pageview := bugreport.Event{UUID: bugreport.UUID{0xa0, 7}, Project: "p", Event: "$pageview", DistinctID: "u", Timestamp: now, CreatedAt: now, Properties: "{}"}
+	events := []bugreport.Event{newest, older, oldest, stored, tooOld, otherProject, pageview}
+	// The same report sent twice: two rows until ClickHouse merges them.
+	for range 2 {
+		if err := db.WriteEvents(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SaveReport(ctx, &bugreport.Report{ID: stored.UUID, Project: "p", ReportedAt: stored.Timestamp, ReceivedAt: stored.Timestamp}, "rules"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		projects []string
+		limit    int
+		want     []bugreport.Event
+	}{
+		{"all pending, oldest first, once each", []string{"p", "q"}, 10, []bugreport.Event{oldest, older, newest}},
+		{"limit keeps the oldest", []string{"p", "q"}, 2, []bugreport.Event{oldest, older}},
+		{"one project", []string{"p"}, 10, []bugreport.Event{older, newest}},
+		{"no projects", nil, 10, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.PendingReportEvents(ctx, tt.projects, now, 24*time.Hour, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d events, want %d: %v", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				if g := got[i]; g.UUID != w.UUID || g.Project != w.Project || !g.Timestamp.Equal(w.Timestamp) || g.Properties != w.Properties {
+					t.Errorf("event %d = %s %s %v %s; want %s %s %v %s", i, g.UUID, g.Project, g.Timestamp, g.Properties, w.UUID, w.Project, w.Timestamp, w.Properties)
+				}
+			}
+		})
+	}
+}
+
 func TestReportsAndScreenshots(t *testing.T) {
 	db := open(t)
 	ctx := context.Background()
@@ -228,7 +287,7 @@ func TestReportsAndScreenshots(t *testing.T) {
 		t.Error("an SVG screenshot was stored")
 	}
 
-	pending, err := db.PendingReportEvents(ctx, ts.Add(time.Minute), 24*time.Hour, 10)
+	pending, err := db.PendingReportEvents(ctx, []string{"p"}, ts.Add(time.Minute), 24*time.Hour, 10)
 	if err != nil || len(pending) != 2 {
 		t.Fatalf("pending: %d %v", len(pending), err)
 	}
@@ -255,7 +314,7 @@ func TestReportsAndScreenshots(t *testing.T) {
 	if _, err := db.Report(ctx, bugreport.UUID{42}); bugreport.ErrorCode(err) != bugreport.ENOTFOUND {
 		t.Errorf("missing report: %v", err)
 	}
-	pending, _ = db.PendingReportEvents(ctx, ts.Add(time.Minute), 24*time.Hour, 10)
+	pending, _ = db.PendingReportEvents(ctx, []string{"p"}, ts.Add(time.Minute), 24*time.Hour, 10)
 	if len(pending) != 1 || pending[0].UUID != svg.UUID {
 		t.Errorf("pending after saving one: %v", pending)
 	}

@@ -279,7 +279,7 @@ func TestClusterMode(t *testing.T) {
 		t.Errorf("screenshot: %q %q %v", mime, data, err)
 	}
 	now := ts.Add(10 * time.Minute)
-	pending, err := db.PendingReportEvents(ctx, now, 24*time.Hour, 10)
+	pending, err := db.PendingReportEvents(ctx, []string{"p"}, now, 24*time.Hour, 10)
 	if err != nil || len(pending) != 2 {
 		t.Fatalf("pending report events: %d, %v; want 2", len(pending), err)
 	}
@@ -294,7 +294,7 @@ func TestClusterMode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if pending, err := db.PendingReportEvents(ctx, now, 24*time.Hour, 10); err != nil || len(pending) != 0 {
+	if pending, err := db.PendingReportEvents(ctx, []string{"p"}, now, 24*time.Hour, 10); err != nil || len(pending) != 0 {
 		t.Errorf("pending after saving the reports: %d, %v; want 0", len(pending), err)
 	}
 	if got, err := db.Report(ctx, rep.UUID); err != nil || got.Route.Team != "platform" {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -334,13 +335,35 @@ func scanEvent(rows interface{ Scan(...any) error }) (bugreport.Event, error) {
 	return e, nil
 }
 
-// PendingReportEvents returns $bug_report events of the lookback window
-// that have no bug_reports row yet: the work the triage reconciler picks up
-// after a crash or a missed notification.
-func (db *DB) PendingReportEvents(ctx context.Context, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error) {
+// PendingReportEvents returns the $bug_report events of projects in the
+// lookback window that have no bug_reports row yet, oldest first: the work
+// the triage reconciler picks up after a crash or a missed notification.
+//
+// Every instance runs it every few seconds, so it must stay cheap however
+// large events grows. The conditions on project, day and event follow the
+// events key, so only the granules holding bug reports are read; the ids
+// come first, and the full rows (properties included) are read only for the
+// reports still pending, which are usually none. Reading every column of
+// every matching granule at once took 0.75 s per call at 5 000 events/s.
+func (db *DB) PendingReportEvents(ctx context.Context, projects []string, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error) {
+	if len(projects) == 0 || limit <= 0 {
+		return nil, nil
+	}
 	since := now.Add(-lookback).UTC()
-	rows, err := db.conn.Query(ctx, "SELECT "+eventSelect+" FROM events WHERE event = ? AND timestamp >= ? AND uuid NOT IN (SELECT report_id FROM bug_reports WHERE reported_at >= ?) ORDER BY timestamp LIMIT ?",
-		bugreport.EventBugReport, since, since.Add(-time.Hour), limit)
+	in := placeholders(len(projects))
+	keyed := "project IN (" + in + ") AND toDate(timestamp) >= toDate(?) AND event = ? AND timestamp >= ?"
+	keyArgs := append(anySlice(projects), since, bugreport.EventBugReport, since)
+	args := append(slices.Clone(keyArgs), anySlice(projects)...)
+	args = append(args, since.Add(-time.Hour), limit)
+	ids, err := db.queryIDs(ctx, "pending reports",
+		"SELECT uuid FROM events WHERE "+keyed+
+			" AND uuid NOT IN (SELECT report_id FROM bug_reports WHERE project IN ("+in+") AND reported_at >= ?)"+
+			" GROUP BY uuid ORDER BY min(timestamp), uuid LIMIT ?", args...)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	rows, err := db.conn.Query(ctx, "SELECT "+eventSelect+" FROM events PREWHERE has(?, toString(uuid)) WHERE "+keyed+" ORDER BY timestamp, timestamp_ms, uuid",
+		append([]any{ids}, keyArgs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: pending reports: %w", err)
 	}
@@ -358,6 +381,21 @@ func (db *DB) PendingReportEvents(ctx context.Context, now time.Time, lookback t
 		}
 	}
 	return out, rows.Err()
+}
+
+// placeholders returns n comma-separated query placeholders, for an IN list
+// that the primary key can use (a bound slice becomes an array, which only
+// has() takes).
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anySlice[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 // ReportsSince returns the latest version of every report received since t,

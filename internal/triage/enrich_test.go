@@ -39,7 +39,7 @@ type fakeStore struct {
 	similar []string
 }
 
-func (s *fakeStore) PendingReportEvents(context.Context, time.Time, time.Duration, int) ([]bugreport.Event, error) {
+func (s *fakeStore) PendingReportEvents(context.Context, []string, time.Time, time.Duration, int) ([]bugreport.Event, error) {
 	return nil, nil
 }
 func (s *fakeStore) SaveReport(context.Context, *bugreport.Report, string) error { return nil }

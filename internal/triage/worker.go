@@ -15,7 +15,7 @@ import (
 
 // Store is where reports come from and go to.
 type Store interface {
-	PendingReportEvents(ctx context.Context, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error)
+	PendingReportEvents(ctx context.Context, projects []string, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error)
 	SaveReport(ctx context.Context, r *bugreport.Report, source string) error
 	SimilarCount(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (uint64, error)
 	ReportsWithoutUsage(ctx context.Context, since time.Time, limit int) ([]*bugreport.Report, error)
@@ -74,6 +74,7 @@ const DefaultConcurrency = 12
 type Worker struct {
 	cfg      Config
 	projects map[string]bugreport.Project
+	names    []string // of projects, for the reconciler
 	queue    chan bugreport.Event
 	mu       sync.Mutex
 	recent   map[bugreport.UUID]time.Time // processed recently; skips the reconciler's duplicates
@@ -138,6 +139,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	for _, p := range cfg.Projects {
 		w.projects[p.Name] = p
+		w.names = append(w.names, p.Name)
 	}
 	cfg.Registerer.MustRegister(w.m.triaged, w.m.latency, w.m.failures, w.m.noUsage, w.m.queueDrops, w.m.enrichedLater)
 	return w, nil
@@ -231,7 +233,7 @@ func (w *Worker) remember(id bugreport.UUID) {
 func (w *Worker) reconcile(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	events, err := w.cfg.Store.PendingReportEvents(qctx, w.cfg.Now(), w.cfg.Lookback, 200)
+	events, err := w.cfg.Store.PendingReportEvents(qctx, w.names, w.cfg.Now(), w.cfg.Lookback, 200)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.cfg.Logger.Warn("triage reconcile: cannot list pending reports", "err", err)

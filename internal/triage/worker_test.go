@@ -111,7 +111,7 @@ func TestWorkerTriagesAndEnrichesLater(t *testing.T) {
 	}
 
 	// The reconciler does not pick a stored report again.
-	pending, err := db.PendingReportEvents(ctx, now.Add(time.Minute), 24*time.Hour, 10)
+	pending, err := db.PendingReportEvents(ctx, []string{"shop"}, now.Add(time.Minute), 24*time.Hour, 10)
 	if err != nil || len(pending) != 0 {
 		t.Errorf("pending after triage: %d %v", len(pending), err)
 	}
