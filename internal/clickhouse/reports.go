@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/google/uuid"
 
 	"github.com/arubug/arubug/internal/bugreport"
@@ -310,6 +311,9 @@ GROUP BY t`, now.Add(-7*24*time.Hour).UTC())
 // received since the given time, other than exclude.
 func (db *DB) SimilarCount(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (uint64, error) {
 	var n uint64
+	// One thread, like the other triage queries (enrich.Querier): several
+	// run at once while the server ingests.
+	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"max_threads": 1}))
 	err := db.conn.QueryRow(ctx, "SELECT uniqExact(report_id) FROM bug_reports WHERE project = ? AND fingerprint = ? AND reported_at >= ? AND report_id != ?",
 		project, fingerprint, since.UTC(), uuid.UUID(exclude)).Scan(&n)
 	if err != nil {
