@@ -94,9 +94,9 @@ func (q *Querier) withLimits(ctx context.Context) (context.Context, context.Canc
 		// Reports are triaged several at a time (triage.DefaultConcurrency)
 		// on a server that is also ingesting: splitting each query over
 		// threads adds their coordination and wins nothing when the cores
-		// are already busy. One thread per query took the ack → routed p95
-		// from 0.8–1.8 s to 0.44–0.55 s under 5 000 events/s
-		// (docs/benchmarks.md).
+		// are already busy. In 40 s runs under 5 000 events/s, one thread
+		// per query took the ack → routed p95 from 0.8–1.5 s to 0.44–0.55 s
+		// (docs/benchmarks.md, triage, fourth round).
 		"max_threads": 1,
 	})), cancel
 }
