@@ -26,6 +26,16 @@ func open(t *testing.T) *DB {
 	return db
 }
 
+// migrated is open with the schema in place.
+func migrated(t *testing.T) (*DB, context.Context) {
+	t.Helper()
+	db, ctx := open(t), context.Background()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db, ctx
+}
+
 func TestMigrateIsIdempotentAndRecorded(t *testing.T) {
 	db := open(t)
 	ctx := context.Background()
@@ -134,11 +144,7 @@ func TestReportMessagesFilledAndBackfilled(t *testing.T) {
 }
 
 func TestWriteEventsReplayCollapses(t *testing.T) {
-	db := open(t)
-	ctx := context.Background()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := migrated(t)
 	ts := time.Date(2026, 11, 27, 10, 0, 0, 123e6, time.UTC)
 	evs := []bugreport.Event{
 		{UUID: bugreport.UUID{1}, Project: "p", Event: "a", DistinctID: "u1", Timestamp: ts, CreatedAt: ts, Properties: `{"x":"<&>"}`, SessionID: "s"},
@@ -202,11 +208,7 @@ func TestParseDSN(t *testing.T) {
 // configured projects' bug reports of the lookback window that have no
 // report row, once each, oldest first, with their properties.
 func TestPendingReportEvents(t *testing.T) {
-	db := open(t)
-	ctx := context.Background()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := migrated(t)
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	report := func(id byte, project string, age time.Duration) bugreport.Event {
 		at := now.Add(-age)
@@ -258,11 +260,7 @@ func TestPendingReportEvents(t *testing.T) {
 }
 
 func TestReportsAndScreenshots(t *testing.T) {
-	db := open(t)
-	ctx := context.Background()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := migrated(t)
 	ts := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	png := []byte("\x89PNG\r\n\x1a\nfake")
 	ev := bugreport.Event{UUID: bugreport.UUID{9}, Project: "p", Event: bugreport.EventBugReport, DistinctID: "u", Timestamp: ts, CreatedAt: ts,
@@ -354,11 +352,7 @@ func bulkEvents(n, size int) []bugreport.Event {
 }
 
 func TestWriteEventsInSeveralBlocks(t *testing.T) {
-	db := open(t)
-	ctx := context.Background()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := migrated(t)
 	// More rows than one block holds, then rows so large that a block
 	// fills by bytes first: every row arrives, once.
 	evs := append(bulkEvents(2*insertBlockRows+5, 300), bulkEvents(3*insertBlockBytes/(200<<10)+3, 200<<10)...)
@@ -404,11 +398,7 @@ func BenchmarkWriteEvents(b *testing.B) {
 }
 
 func TestReportsWithoutUsage(t *testing.T) {
-	db := open(t)
-	ctx := context.Background()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := migrated(t)
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	save := func(n byte, received time.Duration, usage *bugreport.Usage) *bugreport.Report {
 		r := &bugreport.Report{ID: bugreport.UUID{0xa0, n}, Project: "p", ReportedAt: now.Add(-received), ReceivedAt: now.Add(-received),

@@ -11,11 +11,7 @@ import (
 )
 
 func TestSaveReportSharesInsertsBetweenConcurrentCalls(t *testing.T) {
-	db := open(t)
-	ctx := context.Background()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := migrated(t)
 	const n = 60
 	now := time.Now().UTC().Truncate(time.Second)
 	var wg sync.WaitGroup

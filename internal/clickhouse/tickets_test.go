@@ -1,7 +1,6 @@
 package clickhouse
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -9,11 +8,7 @@ import (
 )
 
 func TestTicketLinksLatestVersionWithStatus(t *testing.T) {
-	db := open(t)
-	ctx := context.Background()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := migrated(t)
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	a, b, none := bugreport.UUID{0xa}, bugreport.UUID{0xb}, bugreport.UUID{0xc}
 	la := &bugreport.TicketLink{ReportID: a, Project: "p", ReportedAt: at, TicketID: 1, State: bugreport.SyncTicketed}
