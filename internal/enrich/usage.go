@@ -95,7 +95,7 @@ func (q *Querier) withLimits(ctx context.Context) (context.Context, context.Canc
 		// on a server that is also ingesting: splitting each query over
 		// threads adds their coordination and wins nothing when the cores
 		// are already busy. In 40 s runs under 5 000 events/s, one thread
-		// per query took the ack → routed p95 from 0.8–1.5 s to 0.44–0.55 s
+		// per query took the ack → routed p95 from 0.8–1.7 s to 0.44–0.55 s
 		// (docs/benchmarks.md, triage, fourth round).
 		"max_threads": 1,
 	})), cancel
