@@ -23,11 +23,14 @@ ARUBUG_ADDR=$addr ARUBUG_DATA_DIR=$work/data ARUBUG_PROJECT_TOKENS=phc_arubug_lo
 	"$BIN" serve 2> "$work/arubug.log" & pids+=($!)
 wait_ready "$addr"
 
-gen() { nice -n "${GEN_NICE:-19}" "$LOAD" "$@"; }
-# Background events: 50 per /batch request.
-gen -quiet -json -url "http://$addr" -batch 50 -gzip -rate $((EVENTS / 50)) -c 16 -d "$DURATION" > "$work/events.json" &
+GEN_NICE=${GEN_NICE:-19}
+[ $((EVENTS % 50)) -eq 0 ] && [ "$EVENTS" -gt 0 ] || { echo "EVENTS must be a positive multiple of 50 (they go 50 per request)" >&2; exit 2; }
+# Background events: 50 per /batch request. nice execs the generator, so
+# $bg is its pid and the cleanup stops it if the script ends early.
+nice -n "$GEN_NICE" "$LOAD" -quiet -json -url "http://$addr" -batch 50 -gzip -rate $((EVENTS / 50)) -c 16 -d "$DURATION" > "$work/events.json" &
 bg=$!
-gen -quiet -json -url "http://$addr" -bug-reports -rate "$REPORTS" -c 4 -d "$DURATION" > "$work/reports.json"
+pids+=($bg)
+nice -n "$GEN_NICE" "$LOAD" -quiet -json -url "http://$addr" -bug-reports -rate "$REPORTS" -c 4 -d "$DURATION" > "$work/reports.json"
 wait $bg
 sleep 3 # the last reports finish triage
 [ -n "${KEEP_LOG:-}" ] && cp "$work/arubug.log" "$KEEP_LOG"

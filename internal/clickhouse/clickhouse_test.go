@@ -209,6 +209,10 @@ func TestParseDSN(t *testing.T) {
 // report row, once each, oldest first, with their properties.
 func TestPendingReportEvents(t *testing.T) {
 	db, ctx := migrated(t)
+	// The replayed duplicates below must stay two rows.
+	if err := db.conn.Exec(ctx, "SYSTEM STOP MERGES events"); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	report := func(id byte, project string, age time.Duration) bugreport.Event {
 		at := now.Add(-age)
@@ -218,9 +222,11 @@ func TestPendingReportEvents(t *testing.T) {
 	newest, older, oldest := report(1, "p", time.Minute), report(2, "p", time.Hour), report(3, "q", 20*time.Hour)
 	stored := report(4, "p", 2*time.Hour)
 	tooOld := report(5, "p", 48*time.Hour)
+	// Out of the window by an hour, but on the day the window starts.
+	sameDayTooOld := report(8, "p", 25*time.Hour)
 	otherProject := report(6, "elsewhere", time.Minute)
 	pageview := bugreport.Event{UUID: bugreport.UUID{0xa0, 7}, Project: "p", Event: "$pageview", DistinctID: "u", Timestamp: now, CreatedAt: now, Properties: "{}"}
-	events := []bugreport.Event{newest, older, oldest, stored, tooOld, otherProject, pageview}
+	events := []bugreport.Event{newest, older, oldest, stored, tooOld, sameDayTooOld, otherProject, pageview}
 	// The same report sent twice: two rows until ClickHouse merges them.
 	for range 2 {
 		if err := db.WriteEvents(ctx, events); err != nil {

@@ -311,8 +311,8 @@ GROUP BY t`, now.Add(-7*24*time.Hour).UTC())
 // received since the given time, other than exclude.
 func (db *DB) SimilarCount(ctx context.Context, project, fingerprint string, since time.Time, exclude bugreport.UUID) (uint64, error) {
 	var n uint64
-	// One thread, like the other triage queries (enrich.Querier): several
-	// run at once while the server ingests.
+	// One thread, like the usage and session-start queries
+	// (enrich.Querier): several run at once while the server ingests.
 	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"max_threads": 1}))
 	err := db.conn.QueryRow(ctx, "SELECT uniqExact(report_id) FROM bug_reports WHERE project = ? AND fingerprint = ? AND reported_at >= ? AND report_id != ?",
 		project, fingerprint, since.UTC(), uuid.UUID(exclude)).Scan(&n)
@@ -349,20 +349,25 @@ func scanEvent(rows interface{ Scan(...any) error }) (bugreport.Event, error) {
 // come first, and the full rows (properties included) are read only for the
 // reports still pending, which are usually none. Reading every column of
 // every matching granule at once took 0.75 s per call at 5 000 events/s.
+// The day bound is computed by the server from epoch seconds, so that both
+// sides of it are days in the server's timezone, whatever that is.
+//
+// Reports of a project no longer configured are not returned: nothing could
+// route them with that project's settings.
 func (db *DB) PendingReportEvents(ctx context.Context, projects []string, now time.Time, lookback time.Duration, limit int) ([]bugreport.Event, error) {
 	if len(projects) == 0 || limit <= 0 {
 		return nil, nil
 	}
 	since := now.Add(-lookback).UTC()
 	in := placeholders(len(projects))
-	keyed := "project IN (" + in + ") AND toDate(timestamp) >= toDate(?) AND event = ? AND timestamp >= ?"
-	keyArgs := append(anySlice(projects), since, bugreport.EventBugReport, since)
+	keyed := "project IN (" + in + ") AND toDate(timestamp) >= toDate(toDateTime(?)) AND event = ? AND timestamp >= ?"
+	keyArgs := append(anySlice(projects), max(since.Unix(), 0), bugreport.EventBugReport, since)
 	args := append(slices.Clone(keyArgs), anySlice(projects)...)
 	args = append(args, since.Add(-time.Hour), limit)
 	ids, err := db.queryIDs(ctx, "pending reports",
 		"SELECT uuid FROM events WHERE "+keyed+
 			" AND uuid NOT IN (SELECT report_id FROM bug_reports WHERE project IN ("+in+") AND reported_at >= ?)"+
-			" GROUP BY uuid ORDER BY min(timestamp), uuid LIMIT ?", args...)
+			" GROUP BY uuid ORDER BY min(toUInt64(timestamp) * 1000 + timestamp_ms), uuid LIMIT ?", args...)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}

@@ -141,6 +141,9 @@ func New(cfg Config) (*Worker, error) {
 		w.projects[p.Name] = p
 		w.names = append(w.names, p.Name)
 	}
+	if len(w.names) == 0 {
+		cfg.Logger.Warn("triage: no projects configured; the reconciler will find no reports")
+	}
 	cfg.Registerer.MustRegister(w.m.triaged, w.m.latency, w.m.failures, w.m.noUsage, w.m.queueDrops, w.m.enrichedLater)
 	return w, nil
 }
