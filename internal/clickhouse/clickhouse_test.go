@@ -213,7 +213,10 @@ func TestPendingReportEvents(t *testing.T) {
 	if err := db.conn.Exec(ctx, "SYSTEM STOP MERGES events"); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	// The window starts at 03:00 UTC, the evening before in the Americas:
+	// on a server there, early reports of the window fall on the day
+	// before the window's UTC day (run with TZ=America/New_York).
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 	report := func(id byte, project string, age time.Duration) bugreport.Event {
 		at := now.Add(-age)
 		return bugreport.Event{UUID: bugreport.UUID{0xa0, id}, Project: project, Event: bugreport.EventBugReport, DistinctID: "u",
@@ -224,9 +227,10 @@ func TestPendingReportEvents(t *testing.T) {
 	tooOld := report(5, "p", 48*time.Hour)
 	// Out of the window by an hour, but on the day the window starts.
 	sameDayTooOld := report(8, "p", 25*time.Hour)
+	early := report(9, "p", 23*time.Hour+30*time.Minute)
 	otherProject := report(6, "elsewhere", time.Minute)
 	pageview := bugreport.Event{UUID: bugreport.UUID{0xa0, 7}, Project: "p", Event: "$pageview", DistinctID: "u", Timestamp: now, CreatedAt: now, Properties: "{}"}
-	events := []bugreport.Event{newest, older, oldest, stored, tooOld, sameDayTooOld, otherProject, pageview}
+	events := []bugreport.Event{newest, older, oldest, early, stored, tooOld, sameDayTooOld, otherProject, pageview}
 	// The same report sent twice: two rows until ClickHouse merges them.
 	for range 2 {
 		if err := db.WriteEvents(ctx, events); err != nil {
@@ -242,9 +246,9 @@ func TestPendingReportEvents(t *testing.T) {
 		limit    int
 		want     []bugreport.Event
 	}{
-		{"all pending, oldest first, once each", []string{"p", "q"}, 10, []bugreport.Event{oldest, older, newest}},
-		{"limit keeps the oldest", []string{"p", "q"}, 2, []bugreport.Event{oldest, older}},
-		{"one project", []string{"p"}, 10, []bugreport.Event{older, newest}},
+		{"all pending, oldest first, once each", []string{"p", "q"}, 10, []bugreport.Event{early, oldest, older, newest}},
+		{"limit keeps the oldest", []string{"p", "q"}, 2, []bugreport.Event{early, oldest}},
+		{"one project", []string{"p"}, 10, []bugreport.Event{early, older, newest}},
 		{"no projects", nil, 10, nil},
 	}
 	for _, tt := range tests {
