@@ -234,8 +234,9 @@ func (db *DB) Reports(ctx context.Context, f bugreport.ReportFilter) (bugreport.
 	return p, nil
 }
 
-// queryIDs runs a query selecting report ids and returns them as strings,
-// in the query's order, for reportsByID.
+// queryIDs runs a query selecting one UUID column (report ids for
+// reportsByID, event uuids for PendingReportEvents) and returns the values
+// as strings, in the query's order, ready to bind for has().
 func (db *DB) queryIDs(ctx context.Context, what, query string, args ...any) ([]string, error) {
 	rows, err := db.conn.Query(ctx, query, args...)
 	if err != nil {
