@@ -195,7 +195,8 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sp, err := spool.Open(spool.Options{
-		Path:       filepath.Join(cfg.DataDir, "spool", "events.db"),
+		Dir:        filepath.Join(cfg.DataDir, "spool", "events"),
+		Legacy:     filepath.Join(cfg.DataDir, "spool", "events.db"),
 		MaxBytes:   cfg.SpoolMaxBytes,
 		Logger:     log.With("component", "spool"),
 		Registerer: reg,

@@ -409,7 +409,7 @@ func exerciseCollector(t *testing.T, p *process, r run, dataDir, token string) {
 	if code != http.StatusOK {
 		t.Fatalf("POST /e/: %d %s", code, body)
 	}
-	if _, err := os.Stat(filepath.Join(r.containerPath(dataDir), "spool", "events.db")); err != nil {
+	if _, err := os.Stat(filepath.Join(r.containerPath(dataDir), "spool", "events", "HEAD")); err != nil {
 		t.Errorf("the spool is not in the data volume %s: %v", dataDir, err)
 	}
 	if v, ok := p.metric(t, "arubug_spool_events"); !ok || v != 1 {

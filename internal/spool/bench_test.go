@@ -10,7 +10,7 @@ import (
 // BenchmarkAppendParallel measures durable single-event appends from many
 // goroutines: each returns after its fsync, shared through group commit.
 func BenchmarkAppendParallel(b *testing.B) {
-	s, err := Open(Options{Path: filepath.Join(b.TempDir(), "s.db"), MaxBytes: 8 << 30})
+	s, err := Open(Options{Dir: filepath.Join(b.TempDir(), "s.db"), MaxBytes: 8 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 func BenchmarkAppendSerial(b *testing.B) {
 	for _, n := range []int{1, 50} {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
-			s, err := Open(Options{Path: filepath.Join(b.TempDir(), "s.db"), MaxBytes: 8 << 30})
+			s, err := Open(Options{Dir: filepath.Join(b.TempDir(), "s.db"), MaxBytes: 8 << 30})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -142,6 +142,14 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 			backoff = nextBackoff(backoff, d)
 			continue
 		}
+		if b.Len() == 0 && b.end != b.start {
+			// Only records that were set aside: move past them.
+			if err := s.Ack(b); err != nil {
+				d.Logger.Error("spool ack failed", "err", err)
+				backoff = nextBackoff(backoff, d)
+			}
+			continue
+		}
 		if b.Len() == 0 {
 			backoff = 0
 			m.lag.Set(0)

@@ -1,8 +1,11 @@
 // Package spool is the durable queue between capture and ClickHouse. Append
 // returns only after the events are fsynced, and concurrent appends share
 // one fsync (group commit), so durability costs one disk flush per burst
-// rather than one per request. The store is bbolt: a single file with
-// crash-safe copy-on-write transactions.
+// rather than one per request. The store is an append-only log of segment
+// files with a checksum per record: a group commit is one write and one
+// fdatasync, and draining reads the log in order and moves a head pointer,
+// so the drainer never competes with appends for the disk. The layout and
+// the reasons are in segment.go and docs/spool-choice.
 package spool
 
 import (
@@ -10,22 +13,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/arubug/arubug/internal/bugreport"
-)
-
-var (
-	bucketName    = []byte("events")
-	corruptBucket = []byte("corrupt")
 )
 
 // headerLen is the record header: commit time (unix ns) and event count.
@@ -33,8 +32,12 @@ const headerLen = 12
 
 // Options configures a Spool.
 type Options struct {
-	// Path of the spool file; its directory is created if missing.
-	Path string
+	// Dir is the spool's directory; it is created if missing.
+	Dir string
+	// Legacy is the path of a spool file of the bbolt format that Arubug
+	// used before the log. If it exists, Open moves its events into the log
+	// and removes it, so that an upgrade loses nothing acknowledged.
+	Legacy string
 	// MaxBytes bounds the encoded events held. Appends past it fail with
 	// EUNAVAILABLE so that capture answers 503 and clients retry later.
 	MaxBytes int64
@@ -42,14 +45,16 @@ type Options struct {
 	RetryAfter time.Duration
 	// MaxCommitBytes bounds one group commit.
 	MaxCommitBytes int64
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
-	Now            func() time.Time
+	// SegmentBytes is the size past which the log starts a new segment
+	// file; drained segments are deleted whole.
+	SegmentBytes int64
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	Now          func() time.Time
 }
 
 // Spool is a durable FIFO of event batches. It is safe for concurrent use.
 type Spool struct {
-	db        *bolt.DB
 	opts      Options
 	reqs      chan *appendReq
 	notify    chan struct{}
@@ -61,7 +66,23 @@ type Spool struct {
 	bytes     atomic.Int64 // encoded bytes held, including reservations
 	events    atomic.Int64
 	m         *metrics
-	readMu    sync.Mutex // one reader at a time: Peek/Ack are a pair
+	lock      *os.File
+
+	mu   sync.Mutex // guards segs and their sizes
+	segs []*segment
+
+	// Owned by the commit loop.
+	tail    *os.File // nil after a failed write: the next commit starts a new segment
+	tailSeg *segment
+	nextID  uint64
+	wbuf    []byte
+
+	// Owned by the reader: one at a time, Peek and Ack are a pair.
+	readMu sync.Mutex
+	head   position // the first record not yet acknowledged
+	headF  *os.File
+	rfile  *os.File // the segment last read
+	rseg   *segment
 }
 
 type appendReq struct {
@@ -78,11 +99,11 @@ type metrics struct {
 
 var _ bugreport.EventSink = (*Spool)(nil)
 
-// Open opens or creates the spool at opts.Path, recovering what a previous
+// Open opens or creates the spool in opts.Dir, recovering what a previous
 // process left in it.
 func Open(opts Options) (*Spool, error) {
-	if opts.Path == "" {
-		return nil, errors.New("spool: path is required")
+	if opts.Dir == "" {
+		return nil, errors.New("spool: directory is required")
 	}
 	if opts.MaxBytes <= 0 {
 		return nil, errors.New("spool: max bytes must be positive")
@@ -93,6 +114,9 @@ func Open(opts Options) (*Spool, error) {
 	if opts.MaxCommitBytes <= 0 {
 		opts.MaxCommitBytes = 32 << 20
 	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = 64 << 20
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -102,54 +126,177 @@ func Open(opts Options) (*Spool, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: create directory: %w", err)
 	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
-		Timeout: 2 * time.Second,
-		// The freelist is rebuilt on open instead of written at every
-		// commit: less to fsync on the hot path.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-	})
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("spool: %s is locked by another process (is another arubug running with the same data dir?)", opts.Path)
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if err := lockFile(lock); err != nil {
+		_ = lock.Close()
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("spool: %s is locked by another process (is another arubug running with the same data dir?)", opts.Dir)
 		}
-		return nil, fmt.Errorf("spool: open %s: %w", opts.Path, err)
+		return nil, fmt.Errorf("spool: lock %s: %w", opts.Dir, err)
 	}
 	s := &Spool{
-		db:      db,
 		opts:    opts,
+		lock:    lock,
 		reqs:    make(chan *appendReq, 4096),
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketName)
-		if err != nil {
-			return err
-		}
-		return b.ForEach(func(_, v []byte) error {
-			s.bytes.Add(int64(len(v)))
-			if len(v) < headerLen {
-				return nil // set aside by the first Peek that meets it
-			}
-			s.events.Add(int64(binary.BigEndian.Uint32(v[8:12])))
-			return nil
-		})
-	}); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("spool: recover %s: %w", opts.Path, err)
-	}
 	s.m = newMetrics(opts.Registerer, s)
+	if err := s.recover(); err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("spool: recover %s: %w", opts.Dir, err)
+	}
+	if opts.Legacy != "" {
+		if err := s.importLegacy(opts.Legacy); err != nil {
+			s.closeFiles()
+			return nil, fmt.Errorf("spool: import %s: %w", opts.Legacy, err)
+		}
+	}
 	if n := s.events.Load(); n > 0 {
-		opts.Logger.Info("spool recovered events from a previous run", "events", n, "bytes", s.bytes.Load(), "path", opts.Path)
+		opts.Logger.Info("spool recovered events from a previous run", "events", n, "bytes", s.bytes.Load(), "dir", opts.Dir)
 	}
 	s.wg.Add(1)
 	go s.commitLoop()
 	return s, nil
+}
+
+// recover finds the head and the tail, counts what lies between them and
+// cuts off what a crash left half written.
+func (s *Spool) recover() error {
+	dir := s.opts.Dir
+	hf, err := os.OpenFile(filepath.Join(dir, headName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	s.headF = hf
+	segs, err := listSegments(dir)
+	if err != nil {
+		return err
+	}
+	headID, headOff, ok := readHead(hf)
+	if !ok {
+		if fi, err := hf.Stat(); err == nil && fi.Size() > 0 && len(segs) > 0 {
+			s.opts.Logger.Warn("spool HEAD is damaged; replaying from the oldest segment (ClickHouse collapses the repeats)", "dir", dir)
+		}
+		headID, headOff = 0, 0
+	}
+	// Segments before the head's were drained; a crash between writing
+	// HEAD and deleting them leaves them behind.
+	for len(segs) > 0 && segs[0].id < headID {
+		if err := os.Remove(segs[0].path); err != nil {
+			return err
+		}
+		segs = segs[1:]
+	}
+	if len(segs) == 0 || segs[0].id != headID {
+		headOff = 0
+	}
+	s.segs = segs
+	for i, sg := range segs {
+		f, err := os.OpenFile(sg.path, os.O_RDWR, 0o600)
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			_ = f.Close()
+			return err
+		}
+		from := int64(0)
+		if i == 0 {
+			from = min(headOff, fi.Size())
+		}
+		end, err := scanSegment(f, from, func(p []byte) {
+			s.bytes.Add(int64(len(p)))
+			if len(p) >= headerLen {
+				s.events.Add(int64(binary.BigEndian.Uint32(p[8:12])))
+			}
+		})
+		if err != nil {
+			_ = f.Close()
+			return err
+		}
+		if i == 0 && headOff > end {
+			// HEAD points past what the segment holds intact; start at
+			// the end of what it does.
+			from = end
+		}
+		if end < fi.Size() {
+			if err := s.cutDamaged(f, sg, end, fi.Size(), i == len(segs)-1); err != nil {
+				_ = f.Close()
+				return err
+			}
+		}
+		sg.size = end
+		if i == 0 {
+			s.head = position{seg: sg, off: from}
+		}
+		if i < len(segs)-1 {
+			_ = f.Close()
+			continue
+		}
+		s.tail, s.tailSeg, s.nextID = f, sg, sg.id+1
+	}
+	if len(segs) == 0 {
+		if err := s.rotate(max(headID, 1)); err != nil {
+			return err
+		}
+		s.head = position{seg: s.tailSeg}
+	}
+	return nil
+}
+
+// cutDamaged truncates a segment at end, the end of its intact records. At
+// the tail that is the normal trace of a crash in the middle of a write,
+// which was never acknowledged. Anywhere else the bytes are set aside in
+// the corrupt directory first: they may hold acknowledged events.
+func (s *Spool) cutDamaged(f *os.File, sg *segment, end, size int64, tail bool) error {
+	if tail {
+		s.opts.Logger.Warn("spool: cut a torn write from the end of the log (a crash during a commit that was never acknowledged)", "segment", sg.path, "bytes", size-end)
+	} else {
+		kept, err := setAside(s.opts.Dir, sg.path, end, size)
+		if err != nil {
+			return err
+		}
+		s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
+		s.opts.Logger.Error("spool: a segment is damaged; its unreadable rest was moved aside and is not sent to ClickHouse", "segment", sg.path, "offset", end, "bytes", size-end, "kept_in", kept)
+	}
+	if err := f.Truncate(end); err != nil {
+		return err
+	}
+	return fdatasync(f)
+}
+
+// rotate starts segment id as the tail.
+func (s *Spool) rotate(id uint64) error {
+	path := filepath.Join(s.opts.Dir, segName(id))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	// The new name must survive a crash before any record in it is
+	// acknowledged.
+	if err := syncDir(s.opts.Dir); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return err
+	}
+	if s.tail != nil {
+		_ = s.tail.Close()
+	}
+	sg := &segment{id: id, path: path}
+	s.mu.Lock()
+	s.segs = append(s.segs, sg)
+	s.mu.Unlock()
+	s.tail, s.tailSeg, s.nextID = f, sg, id+1
+	return nil
 }
 
 func newMetrics(reg prometheus.Registerer, s *Spool) *metrics {
@@ -290,24 +437,7 @@ func (s *Spool) commitLoop() {
 
 func (s *Spool) commit(batch []*appendReq) {
 	start := time.Now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketName)
-		// Keys only ever grow, so pages never need room for inserts in the
-		// middle: full pages halve the file (measured in docs/spool-choice).
-		b.FillPercent = 1.0
-		for _, r := range batch {
-			seq, err := b.NextSequence()
-			if err != nil {
-				return err
-			}
-			var key [8]byte
-			binary.BigEndian.PutUint64(key[:], seq)
-			if err := b.Put(key[:], r.value); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.writeRecords(batch)
 	s.m.commitTime.Observe(time.Since(start).Seconds())
 	s.m.commits.Observe(float64(len(batch)))
 	if err != nil {
@@ -331,6 +461,41 @@ func (s *Spool) commit(batch []*appendReq) {
 	}
 }
 
+// writeRecords appends batch's records to the tail with one write and one
+// fdatasync.
+func (s *Spool) writeRecords(batch []*appendReq) error {
+	if s.tail == nil || s.tailSeg.size >= s.opts.SegmentBytes {
+		if err := s.rotate(s.nextID); err != nil {
+			return err
+		}
+	}
+	buf := s.wbuf[:0]
+	for _, r := range batch {
+		buf = appendFrame(buf, r.value)
+	}
+	if cap(buf) <= 4<<20 {
+		s.wbuf = buf // reuse, unless one huge commit would pin it
+	}
+	off := s.tailSeg.size // only this goroutine changes it
+	_, err := s.tail.WriteAt(buf, off)
+	if err == nil {
+		err = fdatasync(s.tail)
+	}
+	if err != nil {
+		// After a failed fsync the kernel may have dropped the dirty pages
+		// and a retry could report success for data that is not on disk,
+		// so this file takes no more writes. The bytes past size are not
+		// acknowledged; recovery cuts or sets them aside.
+		_ = s.tail.Close()
+		s.tail = nil
+		return err
+	}
+	s.mu.Lock()
+	s.tailSeg.size = off + int64(len(buf))
+	s.mu.Unlock()
+	return nil
+}
+
 // Batch is a run of records read from the head of the spool.
 type Batch struct {
 	Events []bugreport.Event
@@ -338,9 +503,11 @@ type Batch struct {
 	Oldest time.Time
 	// Full reports that the batch stopped at a limit with records left
 	// behind it, so waiting will not make it larger.
-	Full  bool
-	keys  [][]byte
-	bytes int64
+	Full       bool
+	start, end position
+	records    int
+	bytes      int64 // payload bytes, as counted in Spool.bytes
+	events     int64 // events, including those of records set aside
 }
 
 // Len returns the number of events in b.
@@ -352,106 +519,192 @@ func (b Batch) Len() int { return len(b.Events) }
 func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
-	// Copy the records out and decode after the read transaction: a long
-	// read transaction would hold up the file growth that commits need.
-	var raw [][]byte
-	var out Batch
-	events := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketName).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(raw) > 0 && (events >= maxEvents || out.bytes+int64(len(v)) > maxBytes) {
-				out.Full = true
+	s.mu.Lock()
+	segs := slices.Clone(s.segs)
+	sizes := make([]int64, len(segs))
+	for i, sg := range segs {
+		sizes[i] = sg.size
+	}
+	s.mu.Unlock()
+
+	out := Batch{start: s.head, end: s.head}
+	i := slices.Index(segs, s.head.seg)
+	if i < 0 {
+		return Batch{}, fmt.Errorf("spool: the head segment %s is gone", s.head.seg.path)
+	}
+	pos := s.head
+	for {
+		if pos.off >= sizes[i] {
+			if i+1 == len(segs) {
 				break
 			}
-			if len(v) >= headerLen {
-				events += int(binary.BigEndian.Uint32(v[8:12]))
-			}
-			raw = append(raw, append([]byte(nil), v...))
-			out.keys = append(out.keys, append([]byte(nil), k...))
-			out.bytes += int64(len(v))
-		}
-		return nil
-	})
-	if err != nil {
-		return Batch{}, err
-	}
-	out.Events = make([]bugreport.Event, 0, events)
-	keys := out.keys
-	out.keys = out.keys[:0:0]
-	for i, v := range raw {
-		at, evs, err := decode(v)
-		if err != nil {
-			// A record that cannot be decoded would block the queue
-			// forever; it is set aside for inspection instead.
-			s.opts.Logger.Error("spool record cannot be decoded; moving it to the corrupt bucket", "key", fmt.Sprintf("%x", keys[i]), "err", err)
-			if qerr := s.quarantine(keys[i]); qerr != nil {
-				return Batch{}, fmt.Errorf("record %x: %w (and quarantine failed: %v)", keys[i], err, qerr)
-			}
-			out.bytes -= int64(len(v))
+			i++
+			pos = position{seg: segs[i]}
+			out.end = pos
 			continue
 		}
-		if len(out.keys) == 0 {
-			out.Oldest = at
+		if out.records > 0 && (len(out.Events) >= maxEvents || out.bytes >= maxBytes) {
+			out.Full = true
+			break
 		}
-		out.keys = append(out.keys, keys[i])
-		out.Events = append(out.Events, evs...)
+		// Read what is left of the byte budget in one call; decoding
+		// copies every string out, so the chunk is not kept.
+		want := min(sizes[i]-pos.off, max(maxBytes-out.bytes, 0)+64<<10)
+		chunk, err := s.readAt(pos.seg, pos.off, want)
+		if err != nil {
+			return Batch{}, err
+		}
+		n, stop, err := s.decodeChunk(&out, chunk, pos, sizes[i], maxEvents, maxBytes)
+		if err != nil {
+			return Batch{}, err
+		}
+		pos.off += n
+		out.end = pos
+		if stop {
+			out.Full = true
+			break
+		}
+		if n == 0 {
+			if out.records > 0 {
+				out.Full = true // the next record is past the byte budget
+				break
+			}
+			// A first record larger than the budget: read it whole.
+			if len(chunk) < frameLen {
+				return Batch{}, fmt.Errorf("spool: %s@%d: short frame within committed data", pos.seg.path, pos.off)
+			}
+			l := int64(binary.BigEndian.Uint32(chunk[0:4]))
+			if chunk, err = s.readAt(pos.seg, pos.off, frameLen+l); err != nil {
+				return Batch{}, err
+			}
+			if n, _, err = s.decodeChunk(&out, chunk, pos, sizes[i], maxEvents, maxBytes); err != nil {
+				return Batch{}, err
+			}
+			pos.off += n
+			out.end = pos
+		}
 	}
 	return out, nil
 }
 
-// quarantine moves an undecodable record to the corrupt bucket.
-func (s *Spool) quarantine(key []byte) error {
-	var size int64
-	var count uint32
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketName)
-		v := b.Get(key)
-		if v == nil {
-			return nil
+// decodeChunk decodes the whole records at the start of chunk, which was
+// read at pos, into out. It returns the bytes consumed, and stop when a
+// limit was reached with records left.
+func (s *Spool) decodeChunk(out *Batch, chunk []byte, pos position, segSize int64, maxEvents int, maxBytes int64) (int64, bool, error) {
+	var p int64
+	for int64(len(chunk))-p >= frameLen {
+		l := int64(binary.BigEndian.Uint32(chunk[p : p+4]))
+		if l == 0 || l > maxRecord || pos.off+p+frameLen+l > segSize {
+			n, err := s.skipDamaged(out, pos, p, segSize, "a record's length does not fit its segment")
+			return n, false, err
 		}
-		size = int64(len(v))
-		if len(v) >= headerLen {
-			count = binary.BigEndian.Uint32(v[8:12])
+		if int64(len(chunk))-p-frameLen < l {
+			break
 		}
-		q, err := tx.CreateBucketIfNotExists(corruptBucket)
+		if out.records > 0 && (len(out.Events) >= maxEvents || out.bytes+l > maxBytes) {
+			return p, true, nil
+		}
+		out.records++
+		payload := chunk[p+frameLen : p+frameLen+l]
+		if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(chunk[p+4:p+8]) {
+			n, err := s.skipDamaged(out, pos, p, segSize, "a record fails its checksum")
+			return n, false, err
+		}
+		out.bytes += l
+		if len(payload) >= headerLen {
+			out.events += int64(binary.BigEndian.Uint32(payload[8:12]))
+		}
+		at, evs, err := decode(payload)
 		if err != nil {
-			return err
+			// A record that cannot be decoded would block the queue
+			// forever; it is set aside for inspection instead.
+			kept, aerr := setAside(s.opts.Dir, pos.seg.path, pos.off+p, pos.off+p+frameLen+l)
+			s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
+			s.opts.Logger.Error("spool record cannot be decoded; moved aside", "segment", pos.seg.path, "offset", pos.off+p, "err", err, "kept_in", kept, "set_aside_err", aerr)
+		} else {
+			if len(out.Events) == 0 {
+				out.Oldest = at
+			}
+			out.Events = append(out.Events, evs...)
 		}
-		if err := q.Put(key, v); err != nil {
-			return err
-		}
-		return b.Delete(key)
-	})
-	if err == nil {
-		s.bytes.Add(-size)
-		s.events.Add(-int64(count))
-		s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
+		p += frameLen + l
 	}
-	return err
+	return p, false, nil
 }
 
-// Ack removes b's records from the spool.
+// skipDamaged handles committed data that no longer reads back, at byte p
+// of the chunk read at pos: the rest of the segment is moved aside and
+// skipped rather than block the queue. It returns the bytes consumed.
+func (s *Spool) skipDamaged(out *Batch, pos position, p, segSize int64, why string) (int64, error) {
+	at := pos.off + p
+	kept, err := setAside(s.opts.Dir, pos.seg.path, at, segSize)
+	if err != nil {
+		return p, fmt.Errorf("spool: %s@%d: %s (and setting it aside failed: %w)", pos.seg.path, at, why, err)
+	}
+	s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
+	s.opts.Logger.Error("spool: "+why+"; the rest of its segment was moved aside and is not sent to ClickHouse", "segment", pos.seg.path, "offset", at, "bytes", segSize-at, "kept_in", kept)
+	// What the damaged bytes held is unknown; counting them all as
+	// payload errs towards freeing room, by their frame headers at most.
+	out.records++
+	out.bytes += segSize - at
+	return segSize - pos.off, nil
+}
+
+// readAt reads n bytes of sg at off, keeping the file open between calls.
+func (s *Spool) readAt(sg *segment, off, n int64) ([]byte, error) {
+	if s.rseg != sg {
+		if s.rfile != nil {
+			_ = s.rfile.Close()
+			s.rfile, s.rseg = nil, nil
+		}
+		f, err := os.Open(sg.path)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		s.rfile, s.rseg = f, sg
+	}
+	buf := make([]byte, n)
+	if _, err := s.rfile.ReadAt(buf, off); err != nil {
+		return nil, fmt.Errorf("spool: read %s@%d: %w", sg.path, off, err)
+	}
+	return buf, nil
+}
+
+// Ack removes b's records from the spool: HEAD moves past them and
+// segments wholly before it are deleted.
 func (s *Spool) Ack(b Batch) error {
-	if len(b.keys) == 0 {
+	if b.start.seg == nil || b.end == b.start {
 		return nil
 	}
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketName)
-		for _, k := range b.keys {
-			if err := bk.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if b.start != s.head {
+		return errors.New("spool: ack of a batch that is not at the head (acked twice, or out of order)")
+	}
+	if err := writeHead(s.headF, b.end); err != nil {
 		return fmt.Errorf("spool: ack: %w", err)
 	}
+	s.head = b.end
 	s.bytes.Add(-b.bytes)
-	s.events.Add(-int64(len(b.Events)))
+	s.events.Add(-b.events)
+	s.mu.Lock()
+	var drained []*segment
+	for len(s.segs) > 0 && s.segs[0] != s.head.seg {
+		drained = append(drained, s.segs[0])
+		s.segs = s.segs[1:]
+	}
+	s.mu.Unlock()
+	for _, sg := range drained {
+		if s.rseg == sg {
+			_ = s.rfile.Close()
+			s.rfile, s.rseg = nil, nil
+		}
+		// A segment left behind by a failed remove is removed again by
+		// the next Open, which sees it before HEAD.
+		if err := os.Remove(sg.path); err != nil {
+			s.opts.Logger.Warn("spool: could not delete a drained segment", "segment", sg.path, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -473,9 +726,23 @@ func (s *Spool) Close() error {
 		close(s.done)
 		s.wg.Wait()
 		close(s.stopped)
-		err = s.db.Close()
+		err = s.closeFiles()
 	})
 	return err
+}
+
+// closeFiles closes the log's files, the lock last.
+func (s *Spool) closeFiles() error {
+	var errs []error
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	for _, f := range []*os.File{s.tail, s.rfile, s.headF} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	errs = append(errs, s.lock.Close())
+	return errors.Join(errs...)
 }
 
 func encode(now time.Time, events []bugreport.Event) ([]byte, error) {
