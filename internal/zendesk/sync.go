@@ -206,6 +206,12 @@ func NewSyncer(cfg SyncConfig) (*Syncer, error) {
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "arubug_zendesk_outbox_depth", Help: "Zendesk sync work waiting in this instance's outbox."},
 		func() float64 { return float64(cfg.Outbox.Len()) })
 	cfg.Registerer.MustRegister(s.m.created, s.m.latency, s.m.retries, s.m.permanent, s.m.duplicates, s.m.comments, s.m.messages, depth)
+	// The reasons Classify gives, exported at zero from the start: a
+	// series that appears only with the first failure hides it from
+	// rate() in alerts and dashboards.
+	for _, reason := range []string{"rate_limited", "unavailable", "server_error", "timeout", "network", "waiting"} {
+		s.m.retries.WithLabelValues(reason)
+	}
 	return s, nil
 }
 
