@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -60,5 +61,24 @@ func BenchmarkCaptureBatchGzip(b *testing.B) {
 		if w.Code != 200 {
 			b.Fatal(w.Code, w.Body.String())
 		}
+	}
+}
+
+// BenchmarkValidate compares validJSON with json.Valid on one posthog-js
+// shaped event, the check every capture request pays.
+func BenchmarkValidate(b *testing.B) {
+	body := []byte(single)
+	for _, v := range []struct {
+		name  string
+		valid func([]byte) bool
+	}{{"validJSON", validJSON}, {"json.Valid", json.Valid}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if !v.valid(body) {
+					b.Fatal("invalid")
+				}
+			}
+		})
 	}
 }

@@ -17,6 +17,9 @@ var fastJSONSeeds = []string{
 	`[{"event":"e","properties":{"$host":"h"}},{"EVENT":"x","Event":"y","uuid":null}]`, ` [ 1 , "two" , [3] , {"4":4} , null ] `, `[[],{}]`,
 	`{"api_key":"k","batch":[{"event":"a"}],"sent_at":"2026-11-27T10:00:00Z","$distinct_id":"d","offset":5}`,
 	`{"a":1,}`, `{"a" 1}`, `{"a":1 "b":2}`, `{"a":[1,2}`, `"abc`, `"a\"b"`, `"tab	x"`,
+	``, ` `, `01`, `-`, `-0`, `1.`, `1.5e`, `1e+`, `.5`, `+1`, `-01`, `1E-7`, `tru`, `nul`, `truex`, `[true false]`,
+	`"\x"`, `"\u12G4"`, `"\u00e9\n\/"`, `"\u12"`, `{} x`, `{}}`, `[}`, `{]`, `{"a":}`, `{,}`, `[,1]`, `[1,]`, `{"a"}`, `{1:2}`,
+	"\"\x7f\xff\"", "\"\x00\"",
 }
 
 // FuzzFastJSON checks the hot-path helpers against encoding/json: on any
@@ -36,6 +39,11 @@ func TestFastJSONSeeds(t *testing.T) {
 	for _, s := range fastJSONSeeds {
 		checkFastJSON(t, []byte(s))
 	}
+	// encoding/json's nesting bound, on both sides of it.
+	for _, depth := range []int{maxNestingDepth, maxNestingDepth + 1} {
+		deep := bytes.Repeat([]byte("["), depth)
+		checkFastJSON(t, append(deep, bytes.Repeat([]byte("]"), depth)...))
+	}
 	var p promoted
 	if !scanPromoted([]byte(fastJSONSeeds[7]), &p) || string(p.Host) != `"h"` || string(p.Set) != `{"a":[1,{"b":"}"}]}` || string(p.SetOnce) != `null` {
 		t.Errorf("scan: %+v", p)
@@ -51,8 +59,11 @@ func TestFastJSONSeeds(t *testing.T) {
 
 func checkFastJSON(t *testing.T, b []byte) {
 	t.Helper()
+	if got, want := validJSON(b), json.Valid(b); got != want {
+		t.Fatalf("%q: validJSON %v, json.Valid %v", b, got, want)
+	}
 	if !json.Valid(b) {
-		return // the helpers only ever see JSON the decoder accepted
+		return // the other helpers only ever see JSON the decoder accepted
 	}
 	checkScan(t, b, promotedFields[:], &promoted{}, &promoted{}, func(b []byte, dst rawFields) bool { return scanPromoted(b, dst.(*promoted)) })
 	checkScan(t, b, rawEventFields[:], &rawEvent{}, &rawEvent{}, func(b []byte, dst rawFields) bool { return scanRawEvent(b, dst.(*rawEvent)) })
