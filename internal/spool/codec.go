@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/arubug/arubug/internal/bugreport"
 )
@@ -63,6 +64,9 @@ func encodedSize(events []bugreport.Event) int {
 	return n
 }
 
+// decodeEvents decodes a record. The events' strings share b's memory
+// rather than copying it (the drainer's largest allocation): b must not
+// change while they are in use. Peek reads every chunk into a new buffer.
 func decodeEvents(b []byte) ([]bugreport.Event, error) {
 	if len(b) < 1 || b[0] != codecVersion {
 		return nil, errCorrupt
@@ -96,7 +100,11 @@ func decodeEvents(b []byte) ([]bugreport.Event, error) {
 			if k <= 0 || l > uint64(len(b)-k) {
 				return nil, errCorrupt
 			}
-			*s = string(b[k : k+int(l)])
+			if l > 0 {
+				*s = unsafe.String(&b[k], int(l))
+			} else {
+				*s = ""
+			}
 			b = b[k+int(l):]
 		}
 	}

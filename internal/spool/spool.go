@@ -547,8 +547,8 @@ func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 			out.Full = true
 			break
 		}
-		// Read what is left of the byte budget in one call; decoding
-		// copies every string out, so the chunk is not kept.
+		// Read what is left of the byte budget in one call, into a new
+		// buffer: the decoded events' strings point into it.
 		want := min(sizes[i]-pos.off, max(maxBytes-out.bytes, 0)+64<<10)
 		chunk, err := s.readAt(pos.seg, pos.off, want)
 		if err != nil {
