@@ -85,7 +85,7 @@ func (h *Handler) serveFlags(w http.ResponseWriter, r *http.Request) {
 		// The body (person properties for flag evaluation) is not needed;
 		// drain a bounded amount so keep-alive connections are reused.
 		r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
-		_, _ = readBody(r.Body, h.limits.MaxBodyBytes)
+		_, _ = readBody(r.Body, h.limits.MaxBodyBytes, r.ContentLength)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{

@@ -55,7 +55,7 @@ func readPayload(r *http.Request, maxBody int64, limits Limits) ([]byte, transpo
 	t.beacon = q.Get("beacon") == "1"
 	t.skipIP = q.Get("ip") == "0"
 
-	body, err := readBody(r.Body, maxBody)
+	body, err := readBody(r.Body, maxBody, r.ContentLength)
 	if err != nil {
 		return nil, t, err
 	}
@@ -111,11 +111,18 @@ func acceptedBodyType(mediaType string) bool {
 	return false
 }
 
-func readBody(body io.Reader, max int64) ([]byte, error) {
+func readBody(body io.Reader, max, sizeHint int64) ([]byte, error) {
 	if body == nil {
 		return nil, nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(body, max+1))
+	// A declared length sizes the buffer at once (io.ReadAll would grow it
+	// from 512 bytes, copying each time); the limit still applies to what
+	// is read, whatever the header says.
+	var buf []byte
+	if sizeHint > 0 && sizeHint <= max {
+		buf = make([]byte, 0, sizeHint+1)
+	}
+	buf, err := readAllInto(buf, io.LimitReader(body, max+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -127,6 +134,26 @@ func readBody(body io.Reader, max int64) ([]byte, error) {
 		return nil, bugreport.Errorf(bugreport.ETOOLARGE, "payload_too_large", "the body is larger than %d bytes", max)
 	}
 	return buf, nil
+}
+
+// readAllInto is io.ReadAll appending to buf.
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	if buf == nil {
+		return io.ReadAll(r)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 var gzipMagic = []byte{0x1f, 0x8b}
