@@ -151,6 +151,7 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 			continue
 		}
 		if b.Len() == 0 {
+			s.Release(&b)
 			backoff = 0
 			m.lag.Set(0)
 			select {
@@ -163,7 +164,9 @@ func (s *Spool) Drain(ctx context.Context, w bugreport.EventWriter, o DrainOptio
 		age := max(time.Since(b.Oldest), 0)
 		m.lag.Set(age.Seconds())
 		if b.Len() < d.BatchEvents && !b.Full && age < d.FlushInterval {
-			// Wait for a full batch or for the oldest record to come due.
+			// Wait for a full batch or for the oldest record to come due;
+			// the batch is read again then.
+			s.Release(&b)
 			t := time.NewTimer(d.FlushInterval - age)
 			select {
 			case <-ctx.Done():
@@ -215,6 +218,9 @@ func (s *Spool) write(ctx context.Context, w bugreport.EventWriter, b Batch, d D
 		return err
 	}
 	m.written.Add(float64(b.Len()))
+	// The writer is done with the events: their buffer serves the next
+	// batch.
+	s.Release(&b)
 	return nil
 }
 

@@ -422,3 +422,41 @@ func TestWriteFailureIsReportedAndTheLogGoesOn(t *testing.T) {
 		t.Errorf("after the failed append and draining: %d events %d bytes", n, b)
 	}
 }
+
+func TestReleasedBufferServesTheNextPeek(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "log"), 1<<20)
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Append(ctx, events("first", 20)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Peek(100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(b); err != nil {
+		t.Fatal(err)
+	}
+	mem := &b.buf[:1][0]
+	s.Release(&b)
+	if b.Events != nil || b.buf != nil {
+		t.Fatal("a released batch keeps its events")
+	}
+	if err := s.Append(ctx, events("second", 5)); err != nil {
+		t.Fatal(err)
+	}
+	b, err = s.Peek(100, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &b.buf[:1][0] != mem {
+		t.Error("the next peek allocated instead of reusing the released buffer")
+	}
+	var got []string
+	for _, e := range b.Events {
+		got = append(got, e.DistinctID)
+	}
+	if want := "[second-0 second-1 second-2 second-3 second-4]"; fmt.Sprint(got) != want {
+		t.Fatalf("events read into the reused buffer: %v, want %s", got, want)
+	}
+}

@@ -83,6 +83,7 @@ type Spool struct {
 	headF  *os.File
 	rfile  *os.File // the segment last read
 	rseg   *segment
+	free   []byte // a released batch's buffer, for the next Peek
 }
 
 type appendReq struct {
@@ -508,6 +509,8 @@ type Batch struct {
 	records    int
 	bytes      int64 // payload bytes, as counted in Spool.bytes
 	events     int64 // events, including those of records set aside
+	// buf holds the records read; the events' strings point into it.
+	buf []byte
 }
 
 // Len returns the number of events in b.
@@ -527,7 +530,8 @@ func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 	}
 	s.mu.Unlock()
 
-	out := Batch{start: s.head, end: s.head}
+	out := Batch{start: s.head, end: s.head, buf: s.free[:0]}
+	s.free = nil
 	i := slices.Index(segs, s.head.seg)
 	if i < 0 {
 		return Batch{}, fmt.Errorf("spool: the head segment %s is gone", s.head.seg.path)
@@ -550,7 +554,7 @@ func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 		// Read what is left of the byte budget in one call, into a new
 		// buffer: the decoded events' strings point into it.
 		want := min(sizes[i]-pos.off, max(maxBytes-out.bytes, 0)+64<<10)
-		chunk, err := s.readAt(pos.seg, pos.off, want)
+		chunk, err := s.readAt(&out, pos.seg, pos.off, want)
 		if err != nil {
 			return Batch{}, err
 		}
@@ -574,7 +578,7 @@ func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 				return Batch{}, fmt.Errorf("spool: %s@%d: short frame within committed data", pos.seg.path, pos.off)
 			}
 			l := int64(binary.BigEndian.Uint32(chunk[0:4]))
-			if chunk, err = s.readAt(pos.seg, pos.off, frameLen+l); err != nil {
+			if chunk, err = s.readAt(&out, pos.seg, pos.off, frameLen+l); err != nil {
 				return Batch{}, err
 			}
 			if n, _, err = s.decodeChunk(&out, chunk, pos, sizes[i], maxEvents, maxBytes); err != nil {
@@ -650,8 +654,10 @@ func (s *Spool) skipDamaged(out *Batch, pos position, p, segSize int64, why stri
 	return segSize - pos.off, nil
 }
 
-// readAt reads n bytes of sg at off, keeping the file open between calls.
-func (s *Spool) readAt(sg *segment, off, n int64) ([]byte, error) {
+// readAt reads n bytes of sg at off into b's buffer, keeping the file open
+// between calls. When the buffer is full it starts a new one: the old one
+// stays with the events that point into it.
+func (s *Spool) readAt(b *Batch, sg *segment, off, n int64) ([]byte, error) {
 	if s.rseg != sg {
 		if s.rfile != nil {
 			_ = s.rfile.Close()
@@ -663,11 +669,34 @@ func (s *Spool) readAt(sg *segment, off, n int64) ([]byte, error) {
 		}
 		s.rfile, s.rseg = f, sg
 	}
-	buf := make([]byte, n)
+	if int64(cap(b.buf)-len(b.buf)) < n {
+		b.buf = make([]byte, 0, max(n, int64(cap(b.buf))*2))
+	}
+	buf := b.buf[len(b.buf) : int64(len(b.buf))+n]
+	b.buf = b.buf[:int64(len(b.buf))+n]
 	if _, err := s.rfile.ReadAt(buf, off); err != nil {
 		return nil, fmt.Errorf("spool: read %s@%d: %w", sg.path, off, err)
 	}
 	return buf, nil
+}
+
+// maxFreeBuf bounds the buffer kept between batches.
+const maxFreeBuf = 64 << 20
+
+// Release hands b's buffer to the next Peek, which then reads into it
+// instead of allocating (and zeroing) megabytes per batch. Only call it
+// once nothing uses b's events any more: their strings point into the
+// buffer, and the next Peek overwrites it.
+func (s *Spool) Release(b *Batch) {
+	if cap(b.buf) == 0 || cap(b.buf) > maxFreeBuf {
+		return
+	}
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	if cap(b.buf) > cap(s.free) {
+		s.free = b.buf[:0]
+	}
+	b.buf, b.Events = nil, nil
 }
 
 // Ack removes b's records from the spool: HEAD moves past them and
