@@ -315,20 +315,10 @@ func TestDrainMovesPastBatchesOfSetAsideRecordsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &scriptedWriter{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// BatchEvents 1 and a flush interval of an hour: the first peek
-		// holds the short record alone.
-		s.Drain(ctx, w, DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour})
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for w.stored() < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
+	// BatchEvents 1 and a flush interval of an hour: the first peek holds
+	// the short record alone.
+	drainUntil(s, w, DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour},
+		func() bool { return w.stored() >= 1 })
 	if w.stored() != 1 {
 		t.Fatalf("stored %d events behind a short record, want 1", w.stored())
 	}

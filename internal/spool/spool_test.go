@@ -235,6 +235,23 @@ func (w *scriptedWriter) WriteEvents(_ context.Context, evs []bugreport.Event) e
 	return nil
 }
 
+// drainUntil runs Drain with o until done reports true (or 5 s pass), then
+// stops it, final flush included.
+func drainUntil(s *Spool, w bugreport.EventWriter, o DrainOptions, done func() bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		s.Drain(ctx, w, o)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !done() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+}
+
 func (w *scriptedWriter) writes() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -402,23 +419,13 @@ func TestDrainWritesByteLimitedBatchesWithoutWaiting(t *testing.T) {
 		}
 	}
 	w := &scriptedWriter{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Batches are cut by bytes (two records each), never by count, and
-		// the flush interval is an hour: only "full" explains a write.
-		s.Drain(ctx, w, DrainOptions{BatchEvents: 1000, BatchBytes: 9000, FlushInterval: time.Hour})
-	}()
-	// The six records share one UUID, so count the batches, not the
-	// distinct events. The last two are not full: they wait for the
-	// interval (here the final flush).
-	deadline := time.Now().Add(5 * time.Second)
-	for w.writes() < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
+	// Batches are cut by bytes (two records each), never by count, and the
+	// flush interval is an hour: only "full" explains a write. The six
+	// records share one UUID, so count the batches, not the distinct
+	// events. The last two are not full: they wait for the interval (here
+	// the final flush).
+	drainUntil(s, w, DrainOptions{BatchEvents: 1000, BatchBytes: 9000, FlushInterval: time.Hour},
+		func() bool { return w.writes() >= 2 })
 	if len(w.batches) < 2 || w.batches[0] != 2 || w.batches[1] != 2 {
 		t.Fatalf("batches %v: byte-limited batches were not written at once", w.batches)
 	}
