@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -66,29 +67,37 @@ func encodedSize(events []bugreport.Event) int {
 
 // decodeEvents decodes a record. The events' strings share b's memory
 // rather than copying it (the drainer's largest allocation): b must not
-// change while they are in use. Peek reads every chunk into a new buffer.
-func decodeEvents(b []byte) ([]bugreport.Event, error) {
+// change while they are in use. Peek reads every chunk into a buffer that
+// is reused only once the batch is released.
+func decodeEvents(b []byte) ([]bugreport.Event, error) { return appendDecoded(nil, b) }
+
+// appendDecoded is decodeEvents appending to dst, so that a batch decodes
+// into one slice. On error it returns dst as it was.
+func appendDecoded(dst []bugreport.Event, b []byte) ([]bugreport.Event, error) {
 	if len(b) < 1 || b[0] != codecVersion {
-		return nil, errCorrupt
+		return dst, errCorrupt
 	}
 	b = b[1:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
-		return nil, errCorrupt
+		return dst, errCorrupt
 	}
 	b = b[k:]
-	out := make([]bugreport.Event, n)
+	start := len(dst)
+	dst = slices.Grow(dst, int(n))[:start+int(n)]
+	out := dst[start:]
+	clear(out)
 	for i := range out {
 		e := &out[i]
 		if len(b) < 16 {
-			return nil, errCorrupt
+			return dst[:start], errCorrupt
 		}
 		copy(e.UUID[:], b[:16])
 		b = b[16:]
 		for _, t := range []*time.Time{&e.Timestamp, &e.CreatedAt} {
 			ns, k := binary.Varint(b)
 			if k <= 0 {
-				return nil, errCorrupt
+				return dst[:start], errCorrupt
 			}
 			if ns != zeroTime {
 				*t = time.Unix(0, ns).UTC()
@@ -98,7 +107,7 @@ func decodeEvents(b []byte) ([]bugreport.Event, error) {
 		for _, s := range eventStrings(e) {
 			l, k := binary.Uvarint(b)
 			if k <= 0 || l > uint64(len(b)-k) {
-				return nil, errCorrupt
+				return dst[:start], errCorrupt
 			}
 			if l > 0 {
 				*s = unsafe.String(&b[k], int(l))
@@ -109,7 +118,7 @@ func decodeEvents(b []byte) ([]bugreport.Event, error) {
 		}
 	}
 	if len(b) != 0 {
-		return nil, errCorrupt
+		return dst[:start], errCorrupt
 	}
-	return out, nil
+	return dst, nil
 }

@@ -427,7 +427,7 @@ func TestReleasedBufferServesTheNextPeek(t *testing.T) {
 	if err := s.Ack(b); err != nil {
 		t.Fatal(err)
 	}
-	mem := &b.buf[:1][0]
+	mem, evs := &b.buf[:1][0], &b.Events[:1][0]
 	s.Release(&b)
 	if b.Events != nil || b.buf != nil {
 		t.Fatal("a released batch keeps its events")
@@ -439,8 +439,8 @@ func TestReleasedBufferServesTheNextPeek(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if &b.buf[:1][0] != mem {
-		t.Error("the next peek allocated instead of reusing the released buffer")
+	if &b.buf[:1][0] != mem || &b.Events[:1][0] != evs {
+		t.Error("the next peek allocated instead of reusing the released buffers")
 	}
 	var got []string
 	for _, e := range b.Events {

@@ -84,6 +84,7 @@ type Spool struct {
 	rfile  *os.File // the segment last read
 	rseg   *segment
 	free   []byte // a released batch's buffer, for the next Peek
+	freeEv []bugreport.Event
 }
 
 type appendReq struct {
@@ -531,6 +532,12 @@ func (s *Spool) Peek(maxEvents int, maxBytes int64) (Batch, error) {
 	s.mu.Unlock()
 
 	out := Batch{start: s.head, end: s.head, buf: s.free[:0]}
+	if want := int(min(int64(maxEvents), s.events.Load())) + 1; cap(s.freeEv) >= want {
+		out.Events = s.freeEv[:0]
+	} else {
+		out.Events = make([]bugreport.Event, 0, want)
+	}
+	s.freeEv = nil
 	s.free = nil
 	i := slices.Index(segs, s.head.seg)
 	if i < 0 {
@@ -618,18 +625,15 @@ func (s *Spool) decodeChunk(out *Batch, chunk []byte, pos position, segSize int6
 		if len(payload) >= headerLen {
 			out.events += int64(binary.BigEndian.Uint32(payload[8:12]))
 		}
-		at, evs, err := decode(payload)
+		at, err := decodeInto(&out.Events, payload)
 		if err != nil {
 			// A record that cannot be decoded would block the queue
 			// forever; it is set aside for inspection instead.
 			kept, aerr := setAside(s.opts.Dir, pos.seg.path, pos.off+p, pos.off+p+frameLen+l)
 			s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
 			s.opts.Logger.Error("spool record cannot be decoded; moved aside", "segment", pos.seg.path, "offset", pos.off+p, "err", err, "kept_in", kept, "set_aside_err", aerr)
-		} else {
-			if len(out.Events) == 0 {
-				out.Oldest = at
-			}
-			out.Events = append(out.Events, evs...)
+		} else if out.Oldest.IsZero() {
+			out.Oldest = at
 		}
 		p += frameLen + l
 	}
@@ -680,8 +684,11 @@ func (s *Spool) readAt(b *Batch, sg *segment, off, n int64) ([]byte, error) {
 	return buf, nil
 }
 
-// maxFreeBuf bounds the buffer kept between batches.
-const maxFreeBuf = 64 << 20
+// maxFreeBuf and maxFreeEvents bound what is kept between batches.
+const (
+	maxFreeBuf    = 64 << 20
+	maxFreeEvents = 1 << 16
+)
 
 // Release hands b's buffer to the next Peek, which then reads into it
 // instead of allocating (and zeroing) megabytes per batch. Only call it
@@ -695,6 +702,9 @@ func (s *Spool) Release(b *Batch) {
 	defer s.readMu.Unlock()
 	if cap(b.buf) > cap(s.free) {
 		s.free = b.buf[:0]
+	}
+	if cap(b.Events) > cap(s.freeEv) && cap(b.Events) <= maxFreeEvents {
+		s.freeEv = b.Events[:0]
 	}
 	b.buf, b.Events = nil, nil
 }
@@ -781,11 +791,14 @@ func encode(now time.Time, events []bugreport.Event) ([]byte, error) {
 	return appendEvents(v, events), nil
 }
 
-func decode(v []byte) (time.Time, []bugreport.Event, error) {
+// decodeInto appends the events of record v to *dst and returns its commit
+// time; on error *dst is unchanged.
+func decodeInto(dst *[]bugreport.Event, v []byte) (time.Time, error) {
 	if len(v) < headerLen {
-		return time.Time{}, nil, errors.New("record too short")
+		return time.Time{}, errors.New("record too short")
 	}
 	at := time.Unix(0, int64(binary.BigEndian.Uint64(v[0:8])))
-	events, err := decodeEvents(v[headerLen:])
-	return at, events, err
+	var err error
+	*dst, err = appendDecoded(*dst, v[headerLen:])
+	return at, err
 }
