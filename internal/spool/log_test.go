@@ -168,8 +168,10 @@ func TestTornTailIsCutAndAppendsGoOn(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
-	if n := corruptFiles(t, dir); n != 0 {
-		t.Errorf("a torn tail was set aside (%d files): it was never acknowledged", n)
+	// A torn tail and damage early in the tail look alike, so the cut
+	// bytes are kept rather than lost.
+	if n := corruptFiles(t, dir); n != 1 {
+		t.Errorf("%d files set aside, want the cut tail", n)
 	}
 }
 
@@ -225,10 +227,13 @@ func TestDamagedSegmentIsSetAsideAndLaterOnesDelivered(t *testing.T) {
 func TestDamageWhileRunningSkipsNotBlocks(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		at   int64 // offset in the second record's frame
+		at   int64  // offset in the second record's frame
+		want string // what is delivered of a, b (damaged) and c
 	}{
-		{"payload fails its checksum", frameLen + 15},
-		{"length past the segment", 0},
+		// An intact frame follows the damaged record: only it is skipped.
+		{"payload fails its checksum", frameLen + 15, "[a-0 c-0]"},
+		// Where the next frame starts is unknown: the segment's rest goes.
+		{"length past the segment", 0, "[a-0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "log")
@@ -257,8 +262,14 @@ func TestDamageWhileRunningSkipsNotBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := drainAll(t, s, 100)
-			if fmt.Sprint(got) != "[a-0]" {
-				t.Fatalf("events %v, want a-0 only (b and what follows it in the segment are set aside)", got)
+			if fmt.Sprint(got) != tc.want {
+				t.Fatalf("events %v, want %s", got, tc.want)
+			}
+			// With the rest of a segment skipped the counters cannot
+			// know what it held (a known limit, see skipDamaged); with one
+			// record skipped they must be exact.
+			if n, b := s.Stats(); tc.want == "[a-0 c-0]" && (n != 0 || b != 0) {
+				t.Errorf("drained spool holds %d events, %d bytes", n, b)
 			}
 			if n := corruptFiles(t, dir); n != 1 {
 				t.Errorf("%d files set aside, want 1", n)

@@ -112,6 +112,50 @@ func scanSegment(f *os.File, from int64, fn func(payload []byte)) (end int64, er
 	}
 }
 
+// frameAt reads the frame header at off of f and returns its payload
+// length, and whether the whole frame lies within size and its CRC holds.
+func frameAt(f *os.File, off, size int64) (n int64, valid bool) {
+	var hdr [frameLen]byte
+	if off+frameLen > size {
+		return 0, false
+	}
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return 0, false
+	}
+	n = int64(binary.BigEndian.Uint32(hdr[0:4]))
+	if n == 0 || n > maxRecord || off+frameLen+n > size {
+		return n, false
+	}
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, off+frameLen); err != nil {
+		return n, false
+	}
+	return n, crc32.Checksum(buf, castagnoli) == binary.BigEndian.Uint32(hdr[4:8])
+}
+
+// damagedRecordEnd returns where the record at off ends when only that one
+// record is damaged: its length fits and an intact frame follows it. A
+// length that does not fit, or nothing intact after it, gives false: the
+// rest cannot be told apart from a write cut by a crash.
+func damagedRecordEnd(f *os.File, off, size int64) (int64, bool) {
+	var hdr [frameLen]byte
+	if off+frameLen > size {
+		return 0, false
+	}
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return 0, false
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[0:4]))
+	if n == 0 || n > maxRecord || off+frameLen+n >= size {
+		return 0, false
+	}
+	next := off + frameLen + n
+	if _, ok := frameAt(f, next, size); !ok {
+		return 0, false
+	}
+	return next, true
+}
+
 // ignoreEOF turns the end of the file, clean or in the middle of a record,
 // into the end of the scan; other read errors are real.
 func ignoreEOF(err error) error {
@@ -194,5 +238,12 @@ func setAside(dir, path string, off, end int64) (string, error) {
 		_ = dst.Close()
 		return "", err
 	}
-	return out, dst.Close()
+	if err := dst.Close(); err != nil {
+		return "", err
+	}
+	// The copy's name must outlive a crash before the segment is cut.
+	if err := syncDir(filepath.Join(dir, corruptDir)); err != nil {
+		return "", err
+	}
+	return out, syncDir(dir)
 }

@@ -183,6 +183,7 @@ func (s *Spool) recover() error {
 		return err
 	}
 	headID, headOff, ok := readHead(hf)
+	readID, readOff := headID, headOff
 	if !ok {
 		if fi, err := hf.Stat(); err == nil && fi.Size() > 0 && len(segs) > 0 {
 			s.opts.Logger.Warn("spool HEAD is damaged; replaying from the oldest segment (ClickHouse collapses the repeats)", "dir", dir)
@@ -215,12 +216,27 @@ func (s *Spool) recover() error {
 		if i == 0 {
 			from = min(headOff, fi.Size())
 		}
-		end, err := scanSegment(f, from, func(p []byte) {
+		count := func(p []byte) {
 			s.bytes.Add(int64(len(p)))
 			if len(p) >= headerLen {
 				s.events.Add(int64(binary.BigEndian.Uint32(p[8:12])))
 			}
-		})
+		}
+		end, err := scanSegment(f, from, count)
+		for err == nil && end < fi.Size() {
+			// One damaged record with intact ones after it: count it as
+			// the reader will when it sets it aside, and go on.
+			next, ok := damagedRecordEnd(f, end, fi.Size())
+			if !ok {
+				break
+			}
+			payload := make([]byte, next-end-frameLen)
+			if _, err = f.ReadAt(payload, end+frameLen); err != nil {
+				break
+			}
+			count(payload)
+			end, err = scanSegment(f, next, count)
+		}
 		if err != nil {
 			_ = f.Close()
 			return err
@@ -252,21 +268,34 @@ func (s *Spool) recover() error {
 		}
 		s.head = position{seg: s.tailSeg}
 	}
+	// Recovery may have moved the head (HEAD unreadable, its segment
+	// missing or shorter than HEAD says). Record where it is now: a stale
+	// HEAD would make the next start read the records appended from here
+	// on from the wrong offset.
+	if !ok || s.head.seg.id != readID || s.head.off != readOff {
+		if ok {
+			s.opts.Logger.Warn("spool HEAD pointed where the log has no record; starting from the first one after it", "head_segment", readID, "head_offset", readOff, "now_segment", s.head.seg.id, "now_offset", s.head.off)
+		}
+		if err := writeHead(hf, s.head); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// cutDamaged truncates a segment at end, the end of its intact records. At
-// the tail that is the normal trace of a crash in the middle of a write,
-// which was never acknowledged. Anywhere else the bytes are set aside in
-// the corrupt directory first: they may hold acknowledged events.
+// cutDamaged truncates a segment at end, the end of its intact records,
+// after copying the rest to the corrupt directory. At the tail that rest is
+// normally a write cut by a crash, never acknowledged; but damage early in
+// the tail would also cut acknowledged records after it, and the two look
+// alike, so the bytes are always kept.
 func (s *Spool) cutDamaged(f *os.File, sg *segment, end, size int64, tail bool) error {
+	kept, err := setAside(s.opts.Dir, sg.path, end, size)
+	if err != nil {
+		return err
+	}
 	if tail {
-		s.opts.Logger.Warn("spool: cut a torn write from the end of the log (a crash during a commit that was never acknowledged)", "segment", sg.path, "bytes", size-end)
+		s.opts.Logger.Warn("spool: the end of the log did not read back and was moved aside; usually a write cut by a crash, never acknowledged (if the disk is damaged it may hold acknowledged events)", "segment", sg.path, "offset", end, "bytes", size-end, "kept_in", kept)
 	} else {
-		kept, err := setAside(s.opts.Dir, sg.path, end, size)
-		if err != nil {
-			return err
-		}
 		s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
 		s.opts.Logger.Error("spool: a segment is damaged; its unreadable rest was moved aside and is not sent to ClickHouse", "segment", sg.path, "offset", end, "bytes", size-end, "kept_in", kept)
 	}
@@ -487,7 +516,9 @@ func (s *Spool) writeRecords(batch []*appendReq) error {
 		// After a failed fsync the kernel may have dropped the dirty pages
 		// and a retry could report success for data that is not on disk,
 		// so this file takes no more writes. The bytes past size are not
-		// acknowledged; recovery cuts or sets them aside.
+		// acknowledged; cut them if the disk lets us, else recovery sets
+		// them aside.
+		_ = s.tail.Truncate(off)
 		_ = s.tail.Close()
 		s.tail = nil
 		return err
@@ -618,8 +649,21 @@ func (s *Spool) decodeChunk(out *Batch, chunk []byte, pos position, segSize int6
 		out.records++
 		payload := chunk[p+frameLen : p+frameLen+l]
 		if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(chunk[p+4:p+8]) {
-			n, err := s.skipDamaged(out, pos, p, segSize, "a record fails its checksum")
-			return n, false, err
+			at := pos.off + p
+			if _, ok := damagedRecordEnd(s.rfile, at, segSize); !ok {
+				n, err := s.skipDamaged(out, pos, p, segSize, "a record fails its checksum")
+				return n, false, err
+			}
+			// Only this record: set it aside and read on.
+			kept, err := setAside(s.opts.Dir, pos.seg.path, at, at+frameLen+l)
+			s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
+			s.opts.Logger.Error("spool: a record fails its checksum; it was moved aside and is not sent to ClickHouse", "segment", pos.seg.path, "offset", at, "bytes", frameLen+l, "kept_in", kept, "set_aside_err", err)
+			out.bytes += l
+			if len(payload) >= headerLen {
+				out.events += int64(binary.BigEndian.Uint32(payload[8:12]))
+			}
+			p += frameLen + l
+			continue
 		}
 		out.bytes += l
 		if len(payload) >= headerLen {
@@ -651,8 +695,10 @@ func (s *Spool) skipDamaged(out *Batch, pos position, p, segSize int64, why stri
 	}
 	s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
 	s.opts.Logger.Error("spool: "+why+"; the rest of its segment was moved aside and is not sent to ClickHouse", "segment", pos.seg.path, "offset", at, "bytes", segSize-at, "kept_in", kept)
-	// What the damaged bytes held is unknown; counting them all as
-	// payload errs towards freeing room, by their frame headers at most.
+	// What the damaged bytes held is unknown: counting them all as payload
+	// errs towards freeing room (by their frame headers), and their events
+	// stay in the events gauge until the next start recounts. Only a
+	// damaged length gets here; a damaged payload skips one record.
 	out.records++
 	out.bytes += segSize - at
 	return segSize - pos.off, nil

@@ -236,8 +236,9 @@ func (w *scriptedWriter) WriteEvents(_ context.Context, evs []bugreport.Event) e
 }
 
 // drainUntil runs Drain with o until done reports true (or 5 s pass), then
-// stops it, final flush included.
-func drainUntil(s *Spool, w bugreport.EventWriter, o DrainOptions, done func() bool) {
+// stops it, final flush included. It reports whether done came true before
+// the stop.
+func drainUntil(s *Spool, w bugreport.EventWriter, o DrainOptions, done func() bool) bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() {
@@ -248,8 +249,10 @@ func drainUntil(s *Spool, w bugreport.EventWriter, o DrainOptions, done func() b
 	for !done() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	ok := done()
 	cancel()
 	<-stopped
+	return ok
 }
 
 func (w *scriptedWriter) writes() int {
@@ -424,8 +427,10 @@ func TestDrainWritesByteLimitedBatchesWithoutWaiting(t *testing.T) {
 	// records share one UUID, so count the batches, not the distinct
 	// events. The last two are not full: they wait for the interval (here
 	// the final flush).
-	drainUntil(s, w, DrainOptions{BatchEvents: 1000, BatchBytes: 9000, FlushInterval: time.Hour},
-		func() bool { return w.writes() >= 2 })
+	if !drainUntil(s, w, DrainOptions{BatchEvents: 1000, BatchBytes: 9000, FlushInterval: time.Hour},
+		func() bool { return w.writes() >= 2 }) {
+		t.Fatalf("batches %v: the full batches waited for the flush interval", w.batches)
+	}
 	if len(w.batches) < 2 || w.batches[0] != 2 || w.batches[1] != 2 {
 		t.Fatalf("batches %v: byte-limited batches were not written at once", w.batches)
 	}
