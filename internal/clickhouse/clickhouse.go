@@ -297,20 +297,21 @@ const (
 	screenshotIDProperty = "$screenshot_id"
 )
 
-// extractScreenshot removes the screenshot from a $bug_report event's
-// properties. It reports ok=false when there is none or it is not an image
-// data URL (then the property is dropped all the same: nothing renders it).
-func extractScreenshot(e *bugreport.Event) (mime string, data []byte, ok bool) {
+// screenshotOf reads the screenshot of a $bug_report event and returns the
+// event's properties without it ("" when they do not change); e itself is
+// not changed. ok is false when there is none or it is not an image data
+// URL (the property is dropped all the same: nothing renders it).
+func screenshotOf(e *bugreport.Event) (mime string, data []byte, properties string, ok bool) {
 	if e.Event != bugreport.EventBugReport || !strings.Contains(e.Properties, `"`+screenshotProperty+`"`) {
-		return "", nil, false
+		return "", nil, "", false
 	}
 	var props map[string]json.RawMessage
 	if json.Unmarshal([]byte(e.Properties), &props) != nil {
-		return "", nil, false
+		return "", nil, "", false
 	}
 	raw, present := props[screenshotProperty]
 	if !present {
-		return "", nil, false
+		return "", nil, "", false
 	}
 	delete(props, screenshotProperty)
 	var url string
@@ -323,9 +324,9 @@ func extractScreenshot(e *bugreport.Event) (mime string, data []byte, ok bool) {
 		}
 	}
 	if out, err := json.Marshal(props); err == nil {
-		e.Properties = string(out)
+		properties = string(out)
 	}
-	return mime, data, ok
+	return mime, data, properties, ok
 }
 
 // allowedImage lists the raster types kept; SVG is refused because it can
@@ -333,9 +334,20 @@ func extractScreenshot(e *bugreport.Event) (mime string, data []byte, ok bool) {
 var allowedImage = map[string]bool{"image/png": true, "image/jpeg": true, "image/webp": true}
 
 func (db *DB) writeScreenshots(ctx context.Context, events []bugreport.Event) error {
+	// The events' properties change only once the screenshots are stored:
+	// a failed insert is retried with the same events, which must still
+	// carry their screenshots.
+	type edit struct {
+		i          int
+		properties string
+	}
+	var edits []edit
 	var batch driver.Batch
 	for i := range events {
-		mime, data, ok := extractScreenshot(&events[i])
+		mime, data, props, ok := screenshotOf(&events[i])
+		if props != "" {
+			edits = append(edits, edit{i, props})
+		}
 		if !ok {
 			continue
 		}
@@ -351,11 +363,13 @@ func (db *DB) writeScreenshots(ctx context.Context, events []bugreport.Event) er
 			return fmt.Errorf("clickhouse: append screenshot: %w", err)
 		}
 	}
-	if batch == nil {
-		return nil
+	if batch != nil {
+		if err := batch.Send(); err != nil {
+			return fmt.Errorf("clickhouse: insert screenshots: %w", err)
+		}
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("clickhouse: insert screenshots: %w", err)
+	for _, e := range edits {
+		events[e.i].Properties = e.properties
 	}
 	return nil
 }

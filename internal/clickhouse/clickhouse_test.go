@@ -277,7 +277,18 @@ func TestReportsAndScreenshots(t *testing.T) {
 		Properties: `{"$description":"it broke","$screenshot":"data:image/png;base64,` + base64.StdEncoding.EncodeToString(png) + `"}`}
 	svg := bugreport.Event{UUID: bugreport.UUID{10}, Project: "p", Event: bugreport.EventBugReport, DistinctID: "u", Timestamp: ts, CreatedAt: ts,
 		Properties: `{"$screenshot":"data:image/svg+xml;base64,PHN2Zz4="}`}
-	if err := db.WriteEvents(ctx, []bugreport.Event{ev, svg}); err != nil {
+	// A failed insert is retried with the same events, as the drainer
+	// does: they must still carry their screenshots.
+	batch := []bugreport.Event{ev, svg}
+	failed, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := db.WriteEvents(failed, batch); err == nil {
+		t.Fatal("insert under a cancelled context succeeded")
+	}
+	if batch[0].Properties != ev.Properties {
+		t.Fatalf("a failed insert changed the event it will retry: %.80s", batch[0].Properties)
+	}
+	if err := db.WriteEvents(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	var props string
