@@ -239,11 +239,7 @@ func TestDamageWhileRunningSkipsNotBlocks(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "log")
 			s := open(t, dir, 1<<20)
 			defer s.Close()
-			for _, p := range []string{"a", "b"} {
-				if err := s.Append(context.Background(), events(p, 1)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			appendEach(t, s, "a", "b")
 			// Bit rot under a running process, in the second record.
 			f, err := os.OpenFile(segmentFiles(t, dir)[0], os.O_RDWR, 0)
 			if err != nil {

@@ -14,11 +14,7 @@ import (
 func TestTailDamageKeepsTheRecordsAfterIt(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	s := open(t, dir, 1<<20)
-	for _, p := range []string{"a", "b", "c", "d"} {
-		if err := s.Append(context.Background(), events(p, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendEach(t, s, "a", "b", "c", "d")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +40,7 @@ func TestTailDamageKeepsTheRecordsAfterIt(t *testing.T) {
 func TestDamageSkippedWhileRunningThenRestart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	s := open(t, dir, 1<<20)
-	for _, p := range []string{"a", "b"} {
-		if err := s.Append(context.Background(), events(p, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendEach(t, s, "a", "b")
 	f, _ := os.OpenFile(segmentFiles(t, dir)[0], os.O_RDWR, 0)
 	var hdr [frameLen]byte
 	f.ReadAt(hdr[:], 0)
@@ -75,81 +67,56 @@ func TestDamageSkippedWhileRunningThenRestart(t *testing.T) {
 	}
 }
 
-// The head segment's files were deleted (an operator freeing space): HEAD
-// still says (id, off>0), the new tail reuses id, and appends made before
-// the next ack are lost on restart.
-func TestHeadRewrittenWhenItsSegmentIsGone(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	s := open(t, dir, 1<<20)
-	for _, p := range []string{"a", "b", "c"} {
+// appendEach appends one event per prefix.
+func appendEach(t *testing.T, s *Spool, prefixes ...string) {
+	t.Helper()
+	for _, p := range prefixes {
 		if err := s.Append(context.Background(), events(p, 1)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	drainAll(t, s, 100) // HEAD = (1, end)
-	s.Close()
-	for _, p := range segmentFiles(t, dir) {
-		os.Remove(p)
-	}
-	s = open(t, dir, 1<<20)
-	for _, p := range []string{"x", "y", "z", "w"} {
-		if err := s.Append(context.Background(), events(p, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close() // clean restart, no ack in between
-	s = open(t, dir, 1<<20)
-	defer s.Close()
-	got := drainAll(t, s, 100)
-	if fmt.Sprint(got) != "[x-0 y-0 z-0 w-0]" {
-		t.Fatalf("after restart: %v, want [x-0 y-0 z-0 w-0]", got)
 	}
 }
 
-// Same with the head segment shorter than HEAD's offset.
-func TestHeadRewrittenWhenPastTheSegmentEnd(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	s := open(t, dir, 1<<20)
-	for _, p := range []string{"a", "b", "c"} {
-		if err := s.Append(context.Background(), events(p, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	drainAll(t, s, 100)
-	s.Close()
-	os.Truncate(segmentFiles(t, dir)[0], 0)
-	s = open(t, dir, 1<<20)
-	for _, p := range []string{"x", "y", "z", "w"} {
-		if err := s.Append(context.Background(), events(p, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.Close()
-	s = open(t, dir, 1<<20)
-	defer s.Close()
-	if got := drainAll(t, s, 100); fmt.Sprint(got) != "[x-0 y-0 z-0 w-0]" {
-		t.Fatalf("after restart: %v, want [x-0 y-0 z-0 w-0]", got)
-	}
-}
-
-// Runtime damage: Stats after draining everything.
-func TestSkippedRecordLeavesCountersExact(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	s := open(t, dir, 1<<20)
-	defer s.Close()
-	for _, p := range []string{"a", "b", "c"} {
-		if err := s.Append(context.Background(), events(p, 5)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, _ := os.OpenFile(segmentFiles(t, dir)[0], os.O_RDWR, 0)
-	var hdr [frameLen]byte
-	f.ReadAt(hdr[:], 0)
-	second := int64(frameLen) + int64(binary.BigEndian.Uint32(hdr[0:4]))
-	f.WriteAt([]byte{0xee}, second+frameLen+15)
-	f.Close()
-	drainAll(t, s, 100)
-	if n, b := s.Stats(); n != 0 || b != 0 {
-		t.Fatalf("empty spool reports %d events, %d bytes", n, b)
+// HEAD points where the log has no record any more: recovery moves the
+// head, and must record it, or the appends made before the next ack are
+// read from the stale offset on the restart after.
+func TestHeadRewrittenWhenRecoveryMovesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, segs []string)
+	}{
+		{"head segment deleted (an operator freeing space)", func(t *testing.T, segs []string) {
+			for _, p := range segs {
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"head segment shorter than HEAD's offset", func(t *testing.T, segs []string) {
+			if err := os.Truncate(segs[0], 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "log")
+			s := open(t, dir, 1<<20)
+			appendEach(t, s, "a", "b", "c")
+			drainAll(t, s, 100) // HEAD = (1, end)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, segmentFiles(t, dir))
+			s = open(t, dir, 1<<20)
+			appendEach(t, s, "x", "y", "z", "w")
+			if err := s.Close(); err != nil { // a clean restart, no ack in between
+				t.Fatal(err)
+			}
+			s = open(t, dir, 1<<20)
+			defer s.Close()
+			if got := drainAll(t, s, 100); fmt.Sprint(got) != "[x-0 y-0 z-0 w-0]" {
+				t.Fatalf("after restart: %v, want [x-0 y-0 z-0 w-0]", got)
+			}
+		})
 	}
 }
