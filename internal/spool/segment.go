@@ -112,8 +112,15 @@ func scanSegment(f *os.File, from int64, fn func(payload []byte)) (end int64, er
 	}
 }
 
+// frameFits reports whether a frame of payload length n at off can be a
+// record of a segment of size bytes.
+func frameFits(off, n, size int64) bool {
+	return n > 0 && n <= maxRecord && off+frameLen+n <= size
+}
+
 // frameAt reads the frame header at off of f and returns its payload
-// length, and whether the whole frame lies within size and its CRC holds.
+// length (0 when there is no header), and whether the whole frame lies
+// within size and its CRC holds.
 func frameAt(f *os.File, off, size int64) (n int64, valid bool) {
 	var hdr [frameLen]byte
 	if off+frameLen > size {
@@ -123,7 +130,7 @@ func frameAt(f *os.File, off, size int64) (n int64, valid bool) {
 		return 0, false
 	}
 	n = int64(binary.BigEndian.Uint32(hdr[0:4]))
-	if n == 0 || n > maxRecord || off+frameLen+n > size {
+	if !frameFits(off, n, size) {
 		return n, false
 	}
 	buf := make([]byte, n)
@@ -138,18 +145,11 @@ func frameAt(f *os.File, off, size int64) (n int64, valid bool) {
 // length that does not fit, or nothing intact after it, gives false: the
 // rest cannot be told apart from a write cut by a crash.
 func damagedRecordEnd(f *os.File, off, size int64) (int64, bool) {
-	var hdr [frameLen]byte
-	if off+frameLen > size {
-		return 0, false
-	}
-	if _, err := f.ReadAt(hdr[:], off); err != nil {
-		return 0, false
-	}
-	n := int64(binary.BigEndian.Uint32(hdr[0:4]))
-	if n == 0 || n > maxRecord || off+frameLen+n >= size {
-		return 0, false
-	}
+	n, _ := frameAt(f, off, size) // its CRC fails: that is why we are here
 	next := off + frameLen + n
+	if !frameFits(off, n, size) || next == size {
+		return 0, false
+	}
 	if _, ok := frameAt(f, next, size); !ok {
 		return 0, false
 	}

@@ -636,7 +636,7 @@ func (s *Spool) decodeChunk(out *Batch, chunk []byte, pos position, segSize int6
 	var p int64
 	for int64(len(chunk))-p >= frameLen {
 		l := int64(binary.BigEndian.Uint32(chunk[p : p+4]))
-		if l == 0 || l > maxRecord || pos.off+p+frameLen+l > segSize {
+		if !frameFits(pos.off+p, l, segSize) {
 			n, err := s.skipDamaged(out, pos, p, segSize, "a record's length does not fit its segment")
 			return n, false, err
 		}
@@ -647,41 +647,38 @@ func (s *Spool) decodeChunk(out *Batch, chunk []byte, pos position, segSize int6
 			return p, true, nil
 		}
 		out.records++
+		at := pos.off + p
 		payload := chunk[p+frameLen : p+frameLen+l]
 		if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(chunk[p+4:p+8]) {
-			at := pos.off + p
 			if _, ok := damagedRecordEnd(s.rfile, at, segSize); !ok {
 				n, err := s.skipDamaged(out, pos, p, segSize, "a record fails its checksum")
 				return n, false, err
 			}
-			// Only this record: set it aside and read on.
-			kept, err := setAside(s.opts.Dir, pos.seg.path, at, at+frameLen+l)
-			s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
-			s.opts.Logger.Error("spool: a record fails its checksum; it was moved aside and is not sent to ClickHouse", "segment", pos.seg.path, "offset", at, "bytes", frameLen+l, "kept_in", kept, "set_aside_err", err)
-			out.bytes += l
-			if len(payload) >= headerLen {
-				out.events += int64(binary.BigEndian.Uint32(payload[8:12]))
-			}
-			p += frameLen + l
-			continue
+			// Only this record: an intact one follows it.
+			s.setAsideRecord(pos.seg, at, frameLen+l, "a record fails its checksum", nil)
+		} else if t, err := decodeInto(&out.Events, payload); err != nil {
+			// A record that cannot be decoded would block the queue
+			// forever.
+			s.setAsideRecord(pos.seg, at, frameLen+l, "a record cannot be decoded", err)
+		} else if out.Oldest.IsZero() {
+			out.Oldest = t
 		}
+		// Counted as Append counted it, read or set aside.
 		out.bytes += l
 		if len(payload) >= headerLen {
 			out.events += int64(binary.BigEndian.Uint32(payload[8:12]))
 		}
-		at, err := decodeInto(&out.Events, payload)
-		if err != nil {
-			// A record that cannot be decoded would block the queue
-			// forever; it is set aside for inspection instead.
-			kept, aerr := setAside(s.opts.Dir, pos.seg.path, pos.off+p, pos.off+p+frameLen+l)
-			s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
-			s.opts.Logger.Error("spool record cannot be decoded; moved aside", "segment", pos.seg.path, "offset", pos.off+p, "err", err, "kept_in", kept, "set_aside_err", aerr)
-		} else if out.Oldest.IsZero() {
-			out.Oldest = at
-		}
 		p += frameLen + l
 	}
 	return p, false, nil
+}
+
+// setAsideRecord copies one record of sg, n bytes at off, to the corrupt
+// directory, and logs and counts it; the reader then skips it.
+func (s *Spool) setAsideRecord(sg *segment, off, n int64, why string, err error) {
+	kept, aerr := setAside(s.opts.Dir, sg.path, off, off+n)
+	s.m.appendErrors.WithLabelValues("corrupt_record").Inc()
+	s.opts.Logger.Error("spool: "+why+"; it was moved aside and is not sent to ClickHouse", "segment", sg.path, "offset", off, "bytes", n, "err", err, "kept_in", kept, "set_aside_err", aerr)
 }
 
 // skipDamaged handles committed data that no longer reads back, at byte p
