@@ -195,11 +195,15 @@ func serveCmd(ctx context.Context, name string, args []string, getenv func(strin
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sp, err := spool.Open(spool.Options{
-		Dir:        filepath.Join(cfg.DataDir, "spool", "events"),
-		Legacy:     filepath.Join(cfg.DataDir, "spool", "events.db"),
-		MaxBytes:   cfg.SpoolMaxBytes,
-		Logger:     log.With("component", "spool"),
-		Registerer: reg,
+		Dir:      filepath.Join(cfg.DataDir, "spool", "events"),
+		Legacy:   filepath.Join(cfg.DataDir, "spool", "events.db"),
+		MaxBytes: cfg.SpoolMaxBytes,
+		// A sixteenth of the limit, so that the zero-filled room kept
+		// ahead (two segments at most) stays small next to it.
+		SegmentBytes: min(max(cfg.SpoolMaxBytes/16, 1<<20), 64<<20),
+		Preallocate:  true,
+		Logger:       log.With("component", "spool"),
+		Registerer:   reg,
 	})
 	if err != nil {
 		return err

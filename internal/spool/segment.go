@@ -34,11 +34,14 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // segment is one log file. size is the length of its committed (fsynced)
-// records; it is guarded by Spool.mu.
+// records; it is guarded by Spool.mu. room is the file's length, more than
+// size when it was zero-filled ahead (see prealloc.go); only the commit
+// loop reads it after recovery.
 type segment struct {
 	id   uint64
 	path string
 	size int64
+	room int64
 }
 
 // position is where a record starts.

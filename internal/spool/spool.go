@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +49,14 @@ type Options struct {
 	// SegmentBytes is the size past which the log starts a new segment
 	// file; drained segments are deleted whole.
 	SegmentBytes int64
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Now          func() time.Time
+	// Preallocate keeps a zero-filled segment of SegmentBytes ready, so
+	// that commits overwrite allocated blocks instead of growing a file
+	// (prealloc.go has the measurements). The directory then holds up to
+	// two segments more than the records need.
+	Preallocate bool
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+	Now         func() time.Time
 }
 
 // Spool is a durable FIFO of event batches. It is safe for concurrent use.
@@ -70,6 +76,8 @@ type Spool struct {
 
 	mu   sync.Mutex // guards segs and their sizes
 	segs []*segment
+
+	pre *preallocator // nil unless Options.Preallocate
 
 	// Owned by the commit loop.
 	tail    *os.File // nil after a failed write: the next commit starts a new segment
@@ -97,6 +105,7 @@ type metrics struct {
 	commits      prometheus.Histogram
 	commitTime   prometheus.Histogram
 	appendErrors *prometheus.CounterVec
+	segments     *prometheus.CounterVec
 }
 
 var _ bugreport.EventSink = (*Spool)(nil)
@@ -151,6 +160,15 @@ func Open(opts Options) (*Spool, error) {
 		stopped: make(chan struct{}),
 	}
 	s.m = newMetrics(opts.Registerer, s)
+	if opts.Preallocate {
+		s.pre, err = newPreallocator(opts.Dir, opts.SegmentBytes, s.done, func(err error) {
+			opts.Logger.Warn("spool: could not prepare a zero-filled segment; new segments grow as they are written, which costs more per commit", "err", err)
+		})
+		if err != nil {
+			s.closeFiles()
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
 	if err := s.recover(); err != nil {
 		s.closeFiles()
 		return nil, fmt.Errorf("spool: recover %s: %w", opts.Dir, err)
@@ -166,6 +184,13 @@ func Open(opts Options) (*Spool, error) {
 	}
 	s.wg.Add(1)
 	go s.commitLoop()
+	if s.pre != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.pre.loop()
+		}()
+	}
 	return s, nil
 }
 
@@ -246,13 +271,21 @@ func (s *Spool) recover() error {
 			// the end of what it does.
 			from = end
 		}
+		sg.size, sg.room = end, fi.Size()
 		if end < fi.Size() {
-			if err := s.cutDamaged(f, sg, end, fi.Size(), i == len(segs)-1); err != nil {
+			// Zeros after the records are a preallocated segment's room;
+			// anything else is damage or a torn write, which is cut so
+			// that no stale frame past it can ever follow new records.
+			dataEnd, err := zeroEnd(f, end, fi.Size())
+			if err == nil && dataEnd > end {
+				err = s.cutDamaged(f, sg, end, dataEnd, i == len(segs)-1)
+				sg.room = end
+			}
+			if err != nil {
 				_ = f.Close()
 				return err
 			}
 		}
-		sg.size = end
 		if i == 0 {
 			s.head = position{seg: sg, off: from}
 		}
@@ -305,13 +338,26 @@ func (s *Spool) cutDamaged(f *os.File, sg *segment, end, size int64, tail bool) 
 	return fdatasync(f)
 }
 
-// rotate starts segment id as the tail.
+// rotate starts segment id as the tail: the prepared zero-filled file when
+// there is one, else an empty file.
 func (s *Spool) rotate(id uint64) error {
 	path := filepath.Join(s.opts.Dir, segName(id))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	var f *os.File
+	var err error
+	room, prepared := int64(0), s.pre.take(path)
+	if prepared {
+		f, err = os.OpenFile(path, os.O_RDWR, 0o600)
+		room = s.opts.SegmentBytes
+	} else {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	}
 	if err != nil {
+		if prepared {
+			_ = os.Remove(path) // else the retry's O_EXCL create fails forever
+		}
 		return err
 	}
+	s.m.segments.WithLabelValues(strconv.FormatBool(prepared)).Inc()
 	// The new name must survive a crash before any record in it is
 	// acknowledged.
 	if err := syncDir(s.opts.Dir); err != nil {
@@ -322,7 +368,7 @@ func (s *Spool) rotate(id uint64) error {
 	if s.tail != nil {
 		_ = s.tail.Close()
 	}
-	sg := &segment{id: id, path: path}
+	sg := &segment{id: id, path: path, room: room}
 	s.mu.Lock()
 	s.segs = append(s.segs, sg)
 	s.mu.Unlock()
@@ -346,8 +392,12 @@ func newMetrics(reg prometheus.Registerer, s *Spool) *metrics {
 			Name: "arubug_spool_append_errors_total",
 			Help: "Appends refused or failed, by reason.",
 		}, []string{"reason"}),
+		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "arubug_spool_segments_total",
+			Help: "Segments started, by whether they were zero-filled ahead (preallocated=false costs more per commit).",
+		}, []string{"preallocated"}),
 	}
-	reg.MustRegister(m.commits, m.commitTime, m.appendErrors,
+	reg.MustRegister(m.commits, m.commitTime, m.appendErrors, m.segments,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "arubug_spool_events",
 			Help: "Events in the spool waiting for ClickHouse.",
@@ -495,17 +545,20 @@ func (s *Spool) commit(batch []*appendReq) {
 // writeRecords appends batch's records to the tail with one write and one
 // fdatasync.
 func (s *Spool) writeRecords(batch []*appendReq) error {
-	if s.tail == nil || s.tailSeg.size >= s.opts.SegmentBytes {
-		if err := s.rotate(s.nextID); err != nil {
-			return err
-		}
-	}
 	buf := s.wbuf[:0]
 	for _, r := range batch {
 		buf = appendFrame(buf, r.value)
 	}
 	if cap(buf) <= 4<<20 {
 		s.wbuf = buf // reuse, unless one huge commit would pin it
+	}
+	// A tail that would grow moves onto a prepared segment as soon as one
+	// is ready, even if it is not full: growing costs more per commit.
+	if s.tail == nil || s.tailSeg.size >= s.opts.SegmentBytes ||
+		(s.tailSeg.size+int64(len(buf)) > s.tailSeg.room && s.pre.isReady()) {
+		if err := s.rotate(s.nextID); err != nil {
+			return err
+		}
 	}
 	off := s.tailSeg.size // only this goroutine changes it
 	_, err := s.tail.WriteAt(buf, off)

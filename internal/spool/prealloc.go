@@ -1,0 +1,157 @@
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+)
+
+// Appending to a file makes every fdatasync write the inode too (the file
+// size changed); overwriting blocks that are already allocated and written
+// does not. Measured on this project's 2-core VM (ext4), one pwrite of 17 KB
+// plus fdatasync: 326-631 µs wall and 163 µs CPU appending, 204-309 µs and
+// 90-99 µs into a zero-filled file; fallocate alone (unwritten extents)
+// gains nothing. So a zero-filled segment is kept ready and the tail moves
+// onto it: commits then overwrite zeros. A zero frame length already ends
+// the log (see scanSegment), so recovery reads the zeros past the last
+// record as room, not damage.
+const (
+	preparedName  = "next.segment"     // zero-filled and synced: ready to become a segment
+	preparingName = "next.segment.tmp" // being filled; removed at Open
+	zeroChunk     = 1 << 20
+)
+
+// preallocator fills the next segment in the background, one at a time.
+type preallocator struct {
+	dir     string
+	size    int64
+	kick    chan struct{}
+	ready   atomic.Bool // preparedName exists, whole
+	done    <-chan struct{}
+	failed  func(error)
+	onReady func() // for tests
+}
+
+func newPreallocator(dir string, size int64, done <-chan struct{}, failed func(error)) (*preallocator, error) {
+	// What a previous process left may be half filled, or (if the disk
+	// misbehaved) not zero: start over rather than trust it.
+	for _, name := range []string{preparedName, preparingName} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return &preallocator{dir: dir, size: size, kick: make(chan struct{}, 1), done: done, failed: failed}, nil
+}
+
+// loop prepares a segment whenever none is ready, until done is closed.
+func (p *preallocator) loop() {
+	p.wake()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.kick:
+		}
+		if p.ready.Load() {
+			continue
+		}
+		if err := p.prepare(); err != nil {
+			if !errors.Is(err, errStopped) {
+				p.failed(err)
+			}
+			_ = os.Remove(filepath.Join(p.dir, preparingName))
+			continue // the next rotation asks again
+		}
+		p.ready.Store(true)
+		if p.onReady != nil {
+			p.onReady()
+		}
+	}
+}
+
+var errStopped = errors.New("spool closed")
+
+// prepare writes a zero-filled file of p.size bytes and renames it ready.
+// It syncs every few chunks so that it never queues tens of megabytes in
+// front of the commit loop's fdatasync.
+func (p *preallocator) prepare() error {
+	tmp := filepath.Join(p.dir, preparingName)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zeros := make([]byte, zeroChunk)
+	for off := int64(0); off < p.size; off += zeroChunk {
+		select {
+		case <-p.done:
+			return errStopped
+		default:
+		}
+		n := min(zeroChunk, p.size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		if (off/zeroChunk)%4 == 3 {
+			if err := fdatasync(f); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fdatasync(f); err != nil {
+		return err
+	}
+	// The data is on disk before the name says it is ready: a crash leaves
+	// either no prepared file or a whole one (and Open removes both).
+	return os.Rename(tmp, filepath.Join(p.dir, preparedName))
+}
+
+// wake asks the loop to prepare a segment if none is ready.
+func (p *preallocator) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *preallocator) isReady() bool { return p != nil && p.ready.Load() }
+
+// take renames the prepared segment to path and reports whether it did.
+// Only the commit loop calls it.
+func (p *preallocator) take(path string) bool {
+	if p == nil || !p.ready.Load() {
+		return false
+	}
+	p.ready.Store(false)
+	defer p.wake()
+	if err := os.Rename(filepath.Join(p.dir, preparedName), path); err != nil {
+		p.failed(err)
+		return false
+	}
+	return true
+}
+
+// zeroEnd returns the offset just past the last byte in [from, to) of f
+// that is not zero, or from when they all are.
+func zeroEnd(f *os.File, from, to int64) (int64, error) {
+	buf := make([]byte, min(zeroChunk, max(to-from, 0)))
+	zeros := make([]byte, len(buf))
+	end := from
+	for off := from; off < to; off += int64(len(buf)) {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if !bytes.Equal(buf[:n], zeros[:n]) {
+			i := len(bytes.TrimRight(buf[:n], "\x00"))
+			end = off + int64(i)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return end, nil
+}

@@ -1,0 +1,220 @@
+package spool
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const testSegment = 64 << 10
+
+func openPrealloc(t *testing.T, dir string) *Spool {
+	t.Helper()
+	return openPreallocReg(t, dir, nil)
+}
+
+func openPreallocReg(t *testing.T, dir string, reg prometheus.Registerer) *Spool {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, MaxBytes: 1 << 30, SegmentBytes: testSegment, Preallocate: true, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitPrepared waits until a zero-filled segment is ready to be taken.
+func waitPrepared(t *testing.T, s *Spool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !s.pre.isReady(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no segment prepared in a minute")
+		}
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// The first segment grows (nothing is prepared yet at Open); the tail moves
+// onto the prepared one as soon as it is ready, and the records written into
+// its zeros survive a restart, after which appends go on in its room.
+func TestTailMovesOntoPreparedSegment(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	reg := prometheus.NewRegistry()
+	s := openPreallocReg(t, dir, reg)
+	appendEach(t, s, "a")
+	waitPrepared(t, s)
+	appendEach(t, s, "b")
+	segs := segmentFiles(t, dir)
+	if len(segs) != 2 {
+		t.Fatalf("%d segments, want the grown first one and the prepared one", len(segs))
+	}
+	if n := fileSize(t, segs[1]); n != testSegment {
+		t.Errorf("the tail is %d bytes, want the prepared %d", n, testSegment)
+	}
+	for label, want := range map[string]float64{"false": 1, "true": 1} {
+		if got := labelledCounter(t, reg, "arubug_spool_segments_total", label); got != want {
+			t.Errorf("segments started with preallocated=%s: %v, want %v", label, got, want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, pre := range []bool{true, false} { // an older binary reads it too
+		t.Run(fmt.Sprintf("reopen preallocate=%v", pre), func(t *testing.T) {
+			s, err := Open(Options{Dir: dir, MaxBytes: 1 << 30, SegmentBytes: testSegment, Preallocate: pre})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if n, _ := s.Stats(); n != 2 {
+				t.Fatalf("after reopen: %d events, want 2", n)
+			}
+			if n := corruptFiles(t, dir); n != 0 {
+				t.Fatalf("the zeros after the records were set aside as damage (%d files)", n)
+			}
+			before := len(segmentFiles(t, dir))
+			appendEach(t, s, "c")
+			if n := len(segmentFiles(t, dir)); n != before {
+				t.Errorf("%d segments, then %d: the append did not go into the tail's room", before, n)
+			}
+			if got := drainAll(t, s, 100); fmt.Sprint(got) != "[a-0 b-0 c-0]" {
+				t.Fatalf("events %v", got)
+			}
+		})
+		if t.Failed() {
+			return
+		}
+		// Put back what the subtest drained, for the next one.
+		s := openPrealloc(t, dir)
+		appendEach(t, s, "a", "b")
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A crash in a commit into a prepared segment can leave any of its sectors
+// written, the first ones or only later ones. Recovery must cut all of it:
+// bytes left past the end could otherwise be read as records once new
+// appends reach them.
+func TestTornWriteInPreallocatedTailIsCut(t *testing.T) {
+	ghost, err := encode(time.Now(), events("ghost", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghostFrame := appendFrame(nil, ghost)
+	c, err := encode(time.Now(), events("c", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cLen := int64(len(appendFrame(nil, c)))
+	for _, tc := range []struct {
+		name  string
+		at    int64 // from the end of the records
+		bytes []byte
+	}{
+		// Only a later sector reached the disk: an intact frame after a
+		// gap of zeros, exactly where c's record will end.
+		{"intact frame after zeros", cLen, ghostFrame},
+		{"first half of a record", 0, ghostFrame[:len(ghostFrame)/2]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "log")
+			s := openPrealloc(t, dir)
+			appendEach(t, s, "a")
+			waitPrepared(t, s)
+			appendEach(t, s, "b")
+			tail := segmentFiles(t, dir)[1]
+			end := s.tailSeg.size
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(tail, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(tc.bytes, end+tc.at); err != nil {
+				t.Fatal(err)
+			}
+			_ = f.Close()
+
+			s = openPrealloc(t, dir)
+			if n, _ := s.Stats(); n != 2 {
+				t.Errorf("after the torn write: %d events, want 2", n)
+			}
+			if n := corruptFiles(t, dir); n != 1 {
+				t.Errorf("%d files set aside, want the torn write", n)
+			}
+			appendEach(t, s, "c")
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openPrealloc(t, dir)
+			defer s.Close()
+			if got := drainAll(t, s, 100); fmt.Sprint(got) != "[a-0 b-0 c-0]" {
+				t.Fatalf("events %v, want a, b and c only", got)
+			}
+		})
+	}
+}
+
+// Close does not wait for a segment being filled, and a restart prepares a
+// whole one of its own size.
+func TestCloseStopsPreparing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	const huge = 8 << 30 // far more than is written before Close
+	s, err := Open(Options{Dir: dir, MaxBytes: 1 << 30, SegmentBytes: huge, Preallocate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEach(t, s, "a")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, preparedName)); err == nil {
+		t.Fatal("a prepared segment of 8 GiB was finished before Close returned")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, preparingName)); err == nil && fi.Size() >= huge {
+		t.Fatalf("the segment being prepared is %d bytes", fi.Size())
+	}
+	s = openPrealloc(t, dir)
+	defer s.Close()
+	waitPrepared(t, s)
+	if n := fileSize(t, filepath.Join(dir, preparedName)); n != testSegment {
+		t.Errorf("prepared segment of %d bytes, want %d", n, testSegment)
+	}
+	if got := drainAll(t, s, 100); fmt.Sprint(got) != "[a-0]" {
+		t.Fatalf("events %v", got)
+	}
+}
+
+// labelledCounter returns the value of counter name whose only label has
+// value label.
+func labelledCounter(t *testing.T, g prometheus.Gatherer, name, label string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == name && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("metric %s{%s} not found", name, label)
+	return 0
+}
