@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -78,6 +79,11 @@ var errStopped = errors.New("spool closed")
 // It syncs every few chunks so that it never queues tens of megabytes in
 // front of the commit loop's fdatasync.
 func (p *preallocator) prepare() error {
+	// Zeros must not take the space that commits need: with less free
+	// than a segment on top of this one, segments grow as written.
+	if free, ok := freeBytes(p.dir); ok && free < 2*p.size {
+		return fmt.Errorf("%d bytes free in %s, less than two segments of %d", free, p.dir, p.size)
+	}
 	tmp := filepath.Join(p.dir, preparingName)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -122,7 +128,11 @@ func (p *preallocator) isReady() bool { return p != nil && p.ready.Load() }
 // take renames the prepared segment to path and reports whether it did.
 // Only the commit loop calls it.
 func (p *preallocator) take(path string) bool {
-	if p == nil || !p.ready.Load() {
+	if p == nil {
+		return false
+	}
+	if !p.ready.Load() {
+		p.wake() // the last prepare may have failed: try again
 		return false
 	}
 	p.ready.Store(false)
@@ -154,4 +164,30 @@ func zeroEnd(f *os.File, from, to int64) (int64, error) {
 		}
 	}
 	return end, nil
+}
+
+// sectorLen is the unit a disk writes whole; a crash can leave any of a
+// write's sectors unwritten.
+const sectorLen = 512
+
+// hasZeroSector reports whether a sector-aligned block of f within [from,
+// to) is all zeros. Over a zero-filled segment that is what a sector a torn
+// commit never wrote reads as; a stored record never holds one (capture
+// refuses NUL characters, and a record's binary fields are short).
+func hasZeroSector(f *os.File, from, to int64) bool {
+	start := (from + sectorLen - 1) / sectorLen * sectorLen
+	if to-start < sectorLen {
+		return false
+	}
+	buf := make([]byte, (to-start)/sectorLen*sectorLen)
+	if _, err := f.ReadAt(buf, start); err != nil {
+		return false
+	}
+	var zero [sectorLen]byte
+	for b := buf; len(b) >= sectorLen; b = b[sectorLen:] {
+		if bytes.Equal(b[:sectorLen], zero[:]) {
+			return true
+		}
+	}
+	return false
 }

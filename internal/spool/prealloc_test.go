@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,15 +121,26 @@ func TestTornWriteInPreallocatedTailIsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	cLen := int64(len(appendFrame(nil, c)))
+	big, err := encode(time.Now(), events("big", 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	twoRecords := appendFrame(appendFrame(nil, big), ghost)
 	for _, tc := range []struct {
 		name  string
 		at    int64 // from the end of the records
 		bytes []byte
+		hole  bool // leave the first whole sector of the first record unwritten
 	}{
 		// Only a later sector reached the disk: an intact frame after a
 		// gap of zeros, exactly where c's record will end.
-		{"intact frame after zeros", cLen, ghostFrame},
-		{"first half of a record", 0, ghostFrame[:len(ghostFrame)/2]},
+		{name: "intact frame after zeros", at: cLen, bytes: ghostFrame},
+		{name: "first half of a record", bytes: ghostFrame[:len(ghostFrame)/2]},
+		// Both records of one commit, but a sector of the first never
+		// reached the disk: the second is intact, and was no more
+		// acknowledged than the first (bit rot would look the same,
+		// but for the zeros).
+		{name: "unwritten sector before an intact record", bytes: twoRecords, hole: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "log")
@@ -147,6 +159,15 @@ func TestTornWriteInPreallocatedTailIsCut(t *testing.T) {
 			}
 			if _, err := f.WriteAt(tc.bytes, end+tc.at); err != nil {
 				t.Fatal(err)
+			}
+			if tc.hole {
+				sector := (end + frameLen + sectorLen - 1) / sectorLen * sectorLen
+				if sector+sectorLen > end+frameLen+int64(len(big)) {
+					t.Fatalf("no whole sector inside a record of %d bytes", len(big))
+				}
+				if _, err := f.WriteAt(make([]byte, sectorLen), sector); err != nil {
+					t.Fatal(err)
+				}
 			}
 			_ = f.Close()
 
@@ -197,6 +218,68 @@ func TestCloseStopsPreparing(t *testing.T) {
 	}
 	if got := drainAll(t, s, 100); fmt.Sprint(got) != "[a-0]" {
 		t.Fatalf("events %v", got)
+	}
+}
+
+// A zero-filled segment is filled before the tail moves on (its last commit
+// grows it past the zeros), so that only the tail has zeros after its
+// records: a version without preallocation would take them for damage.
+func TestFullSegmentKeepsNoZeros(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	s := openPrealloc(t, dir)
+	defer s.Close()
+	appendEach(t, s, "a")
+	waitPrepared(t, s)
+	for i := 0; len(segmentFiles(t, dir)) < 3; i++ {
+		if i == 1000 {
+			t.Fatal("1000 appends of 700 bytes did not fill a segment of 64 KiB")
+		}
+		appendEach(t, s, strings.Repeat("f", 640))
+	}
+	full := segmentFiles(t, dir)[1]
+	f, err := os.Open(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	end, err := scanSegment(f, 0, func([]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := fileSize(t, full); end != size || size < testSegment {
+		t.Errorf("full segment: records end at %d of %d bytes (segments are %d)", end, size, testSegment)
+	}
+}
+
+// A prepare that failed (a full disk, here a directory in the way) is
+// tried again at the next rotation, not given up for the process's life.
+func TestPrepareRetriedAfterFailure(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	s := openPrealloc(t, dir)
+	defer s.Close()
+	appendEach(t, s, "a")
+	waitPrepared(t, s)
+	block := filepath.Join(dir, preparingName)
+	if err := os.MkdirAll(filepath.Join(block, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan struct{}, 1)
+	s.pre.failed = func(error) { failed <- struct{}{} }
+	appendEach(t, s, "b") // takes the prepared segment; preparing the next fails
+	select {
+	case <-failed:
+	case <-time.After(time.Minute):
+		t.Fatal("preparing did not fail with a directory in the way")
+	}
+	if err := os.RemoveAll(block); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the tail: the commit after it rotates, which asks again.
+	for i := 0; i < 1000 && !s.pre.isReady(); i++ {
+		appendEach(t, s, strings.Repeat("f", testSegment/100))
+	}
+	if !s.pre.isReady() {
+		t.Fatalf("no segment prepared after %d segments", len(segmentFiles(t, dir)))
 	}
 }
 

@@ -252,7 +252,10 @@ func (s *Spool) recover() error {
 			// One damaged record with intact ones after it: count it as
 			// the reader will when it sets it aside, and go on.
 			next, ok := damagedRecordEnd(f, end, fi.Size())
-			if !ok {
+			if !ok || hasZeroSector(f, end, next) {
+				// An unwritten sector is a commit torn by a crash, not
+				// bit rot: the intact frames after it are of the same
+				// unacknowledged commit, and are cut with it.
 				break
 			}
 			payload := make([]byte, next-end-frameLen)
@@ -357,7 +360,6 @@ func (s *Spool) rotate(id uint64) error {
 		}
 		return err
 	}
-	s.m.segments.WithLabelValues(strconv.FormatBool(prepared)).Inc()
 	// The new name must survive a crash before any record in it is
 	// acknowledged.
 	if err := syncDir(s.opts.Dir); err != nil {
@@ -365,6 +367,7 @@ func (s *Spool) rotate(id uint64) error {
 		_ = os.Remove(path)
 		return err
 	}
+	s.m.segments.WithLabelValues(strconv.FormatBool(prepared)).Inc()
 	if s.tail != nil {
 		_ = s.tail.Close()
 	}
@@ -552,10 +555,12 @@ func (s *Spool) writeRecords(batch []*appendReq) error {
 	if cap(buf) <= 4<<20 {
 		s.wbuf = buf // reuse, unless one huge commit would pin it
 	}
-	// A tail that would grow moves onto a prepared segment as soon as one
-	// is ready, even if it is not full: growing costs more per commit.
+	// A tail that was not zero-filled moves onto a prepared segment as soon
+	// as one is ready, even if it is not full: growing costs more per
+	// commit. A zero-filled one is filled first (its last commit may grow
+	// it a little), so that only the tail ever has zeros after its records.
 	if s.tail == nil || s.tailSeg.size >= s.opts.SegmentBytes ||
-		(s.tailSeg.size+int64(len(buf)) > s.tailSeg.room && s.pre.isReady()) {
+		(s.tailSeg.room < s.opts.SegmentBytes && s.pre.isReady()) {
 		if err := s.rotate(s.nextID); err != nil {
 			return err
 		}

@@ -26,3 +26,13 @@ func fdatasync(f *os.File) error {
 	}
 	return serr
 }
+
+// freeBytes returns the space an unprivileged writer has left on dir's
+// file system.
+func freeBytes(dir string) (int64, bool) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	return int64(st.Bavail) * st.Bsize, true
+}
