@@ -37,6 +37,17 @@ func waitPrepared(t *testing.T, s *Spool) {
 	}
 }
 
+// startPrepared opens a preallocating spool in a new directory, appends a-0
+// to its first (grown) segment and waits until the next one is prepared.
+func startPrepared(t *testing.T) (string, *Spool) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "log")
+	s := openPrealloc(t, dir)
+	appendEach(t, s, "a")
+	waitPrepared(t, s)
+	return dir, s
+}
+
 func fileSize(t *testing.T, path string) int64 {
 	t.Helper()
 	fi, err := os.Stat(path)
@@ -143,10 +154,7 @@ func TestTornWriteInPreallocatedTailIsCut(t *testing.T) {
 		{name: "unwritten sector before an intact record", bytes: twoRecords, hole: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "log")
-			s := openPrealloc(t, dir)
-			appendEach(t, s, "a")
-			waitPrepared(t, s)
+			dir, s := startPrepared(t)
 			appendEach(t, s, "b")
 			tail := segmentFiles(t, dir)[1]
 			end := s.tailSeg.size
@@ -225,11 +233,8 @@ func TestCloseStopsPreparing(t *testing.T) {
 // grows it past the zeros), so that only the tail has zeros after its
 // records: a version without preallocation would take them for damage.
 func TestFullSegmentKeepsNoZeros(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	s := openPrealloc(t, dir)
+	dir, s := startPrepared(t)
 	defer s.Close()
-	appendEach(t, s, "a")
-	waitPrepared(t, s)
 	for i := 0; len(segmentFiles(t, dir)) < 3; i++ {
 		if i == 1000 {
 			t.Fatal("1000 appends of 700 bytes did not fill a segment of 64 KiB")
@@ -254,11 +259,8 @@ func TestFullSegmentKeepsNoZeros(t *testing.T) {
 // A prepare that failed (a full disk, here a directory in the way) is
 // tried again at the next rotation, not given up for the process's life.
 func TestPrepareRetriedAfterFailure(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	s := openPrealloc(t, dir)
+	dir, s := startPrepared(t)
 	defer s.Close()
-	appendEach(t, s, "a")
-	waitPrepared(t, s)
 	block := filepath.Join(dir, preparingName)
 	if err := os.MkdirAll(filepath.Join(block, "x"), 0o700); err != nil {
 		t.Fatal(err)
