@@ -6,6 +6,8 @@
 #   2. arubug serve, single-event POST /e/ with durable acks (managed ClickHouse)
 #   3. arubug at half of that rate: latency when not saturated
 #   4. the same events inserted one request each into ClickHouse's HTTP interface
+#   5. the do-nothing handler again: a shared VM's speed drifts over minutes, so
+#      the ratio is given against both do-nothing runs
 # and prints a Markdown table. Usage: make bench-load [DURATION=15s CONC=32]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,6 +32,12 @@ chtcp=$(grep -o '"msg":"managed clickhouse-server ready"[^}]*' "$work/arubug.log
 chhttp=$(grep -o '"msg":"managed clickhouse-server ready"[^}]*' "$work/arubug.log" | grep -o '"http":"[^"]*"' | cut -d'"' -f4)
 run_load -url "http://$addr" -clickhouse-dsn "clickhouse://$chtcp/arubug" > "$work/full.json"
 rss_full=$(awk '/VmHWM/ {print $2}' /proc/$apid/status)
+# The group commits of the full-rate run: their fsync time varies with the
+# virtual disk's load from one run to the next, and the rate with it.
+metric() { curl -fs "http://$addr/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+commits=$(metric arubug_spool_commit_seconds_count)
+commit_ms=$(jq -n "$(metric arubug_spool_commit_seconds_sum) / $commits * 1000 | . * 100 | round / 100")
+commit_reqs=$(jq -n "$(metric arubug_spool_commit_requests_sum) / $commits | . * 10 | round / 10")
 rate=$(jq '.result.ok_per_sec' "$work/full.json")
 half=$(jq -n "$rate / 2 | floor")
 
@@ -40,6 +48,11 @@ rss_half=$(awk '/VmHWM/ {print $2}' /proc/$apid/status)
 echo "== ClickHouse HTTP, one INSERT per event" >&2
 run_load -mode clickhouse-http -url "http://$chhttp" -table arubug.events > "$work/chhttp.json"
 
+echo "== do-nothing handler again, arubug and its ClickHouse stopped" >&2
+kill -TERM "$apid"
+wait "$apid" || true
+run_load -url "http://$noop" > "$work/noop2.json"
+
 ms() { jq -r ".result$1 / 1e6 | . * 100 | round / 100" "$2"; }
 row() {
 	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
@@ -47,6 +60,7 @@ row() {
 		"$(ms .p50_ns "$2")" "$(ms .p99_ns "$2")" "$(jq -r '.result.errors' "$2")" "$3"
 }
 noop_rate=$(jq '.result.ok_per_sec' "$work/noop.json")
+noop2_rate=$(jq '.result.ok_per_sec' "$work/noop2.json")
 ch_rate=$(jq '.result.ok_per_sec' "$work/chhttp.json")
 echo
 echo "Machine: $(nproc) cores, $(uname -r); $(go version | cut -d' ' -f3); clickhouse-server $(dpkg-query -W -f='${Version}' clickhouse-server 2>/dev/null || echo '?')"
@@ -54,11 +68,13 @@ echo "Load: $CONC workers, $DURATION per run, single posthog-js-shaped event per
 echo
 echo "| target | req/s | events/s | p50 ms | p99 ms | errors | notes |"
 echo "|---|---|---|---|---|---|---|"
-row "do-nothing Go handler" "$work/noop.json" "baseline"
+row "do-nothing Go handler" "$work/noop.json" "baseline, first"
 row "arubug serve, durable ack" "$work/full.json" "$(jq -r '"stored \(.clickhouse.unique) of \(.clickhouse.acked) acked, \(.clickhouse.missing) missing"' "$work/full.json" 2>/dev/null || echo)"
 row "arubug at half rate" "$work/half.json" "open loop, -rate $half"
 row "ClickHouse HTTP, 1 event/INSERT" "$work/chhttp.json" "direct"
+row "do-nothing Go handler" "$work/noop2.json" "baseline, last"
 echo
-echo "Ratios: arubug / do-nothing = $(jq -n "$rate / $noop_rate * 100 | round")%; arubug / ClickHouse HTTP = $(jq -n "$rate / $ch_rate | . * 10 | round / 10")x"
+echo "Ratios: arubug / do-nothing = $(jq -n "$rate / $noop_rate * 100 | round")% (first run), $(jq -n "$rate / $noop2_rate * 100 | round")% (last run); arubug / ClickHouse HTTP = $(jq -n "$rate / $ch_rate | . * 10 | round / 10")x"
+echo "Group commits in the full-rate run: $commits, $commit_ms ms each on average (write + fdatasync), $commit_reqs requests each"
 echo "arubug RSS high-water mark: $((rss_full / 1024)) MiB after the full-rate run, $((rss_half / 1024)) MiB after both (ClickHouse is a separate process)"
 cp "$work"/*.json "${OUT:-/tmp}/" 2>/dev/null || true
