@@ -136,7 +136,7 @@ func (p *preallocator) wake() {
 
 func (p *preallocator) isReady() bool { return p != nil && p.ready.Load() }
 
-// take renames the prepared segment to path and reports whether it did.
+// take moves the prepared segment to path and reports whether it did.
 // Only the commit loop calls it.
 func (p *preallocator) take(path string) bool {
 	if p == nil {
@@ -146,12 +146,21 @@ func (p *preallocator) take(path string) bool {
 		p.wake() // the last prepare may have failed: try again
 		return false
 	}
-	p.ready.Store(false)
-	defer p.wake()
-	if err := os.Rename(filepath.Join(p.dir, preparedName), path); err != nil {
+	// A link, unlike a rename, fails if path exists: a segment is never
+	// replaced, as O_EXCL guarantees for the segments created empty. The
+	// prepared file stays ready for the next try.
+	prepared := filepath.Join(p.dir, preparedName)
+	if err := os.Link(prepared, path); err != nil {
 		p.failed(err)
 		return false
 	}
+	p.ready.Store(false)
+	// Removed before the next prepare can start, which renames a new file
+	// to the same name. If it fails, that rename replaces the name only.
+	if err := os.Remove(prepared); err != nil {
+		p.failed(err)
+	}
+	p.wake()
 	return true
 }
 

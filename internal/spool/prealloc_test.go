@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -253,6 +254,24 @@ func TestFullSegmentKeepsNoZeros(t *testing.T) {
 	}
 	if size := fileSize(t, full); end != size || size < testSegment {
 		t.Errorf("full segment: records end at %d of %d bytes (segments are %d)", end, size, testSegment)
+	}
+}
+
+// Moving the prepared segment into place never replaces a file already at
+// the segment's name (which no path should leave, but a segment holds
+// acknowledged events): the commit fails instead.
+func TestPreparedSegmentNeverReplacesAFile(t *testing.T) {
+	dir, s := startPrepared(t)
+	defer s.Close()
+	next := filepath.Join(dir, segName(2))
+	if err := os.WriteFile(next, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(context.Background(), events("b", 1)); err == nil {
+		t.Fatal("the append went through with a file in the new segment's place")
+	}
+	if b, err := os.ReadFile(next); err != nil || string(b) != "keep" {
+		t.Fatalf("the file in the way now holds %q (%v)", b, err)
 	}
 }
 
