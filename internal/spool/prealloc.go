@@ -29,13 +29,12 @@ const (
 
 // preallocator fills the next segment in the background, one at a time.
 type preallocator struct {
-	dir     string
-	size    int64
-	kick    chan struct{}
-	ready   atomic.Bool // preparedName exists, whole
-	done    <-chan struct{}
-	failed  func(error)
-	onReady func() // for tests
+	dir    string
+	size   int64
+	kick   chan struct{}
+	ready  atomic.Bool // preparedName exists, whole
+	done   <-chan struct{}
+	failed func(error)
 }
 
 func newPreallocator(dir string, size int64, done <-chan struct{}, failed func(error)) (*preallocator, error) {
@@ -69,9 +68,6 @@ func (p *preallocator) loop() {
 			continue // the next rotation asks again
 		}
 		p.ready.Store(true)
-		if p.onReady != nil {
-			p.onReady()
-		}
 	}
 }
 
@@ -100,11 +96,6 @@ func (p *preallocator) prepare() error {
 	rest := time.NewTimer(0)
 	defer rest.Stop()
 	for off := int64(0); off < p.size; off += zeroChunk {
-		select {
-		case <-p.done:
-			return errStopped
-		default:
-		}
 		n := min(zeroChunk, p.size-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {
 			return err
@@ -190,21 +181,18 @@ func zeroEnd(f *os.File, from, to int64) (int64, error) {
 // write's sectors unwritten.
 const sectorLen = 512
 
-// hasZeroSector reports whether a sector-aligned block of f within [from,
-// to) is all zeros. Over a zero-filled segment that is what a sector a torn
-// commit never wrote reads as; a stored record never holds one (capture
-// refuses NUL characters, and a record's binary fields are short).
-func hasZeroSector(f *os.File, from, to int64) bool {
-	start := (from + sectorLen - 1) / sectorLen * sectorLen
-	if to-start < sectorLen {
-		return false
-	}
-	buf := make([]byte, (to-start)/sectorLen*sectorLen)
-	if _, err := f.ReadAt(buf, start); err != nil {
+// hasZeroSector reports whether b, read from file offset off, holds a
+// sector-aligned block of zeros. Over a zero-filled segment that is what a
+// sector a torn commit never wrote reads as; a stored record never holds
+// one (capture refuses NUL characters, and a record's binary fields are
+// short).
+func hasZeroSector(b []byte, off int64) bool {
+	skip := (sectorLen - off%sectorLen) % sectorLen
+	if int64(len(b)) < skip {
 		return false
 	}
 	var zero [sectorLen]byte
-	for b := buf; len(b) >= sectorLen; b = b[sectorLen:] {
+	for b = b[skip:]; len(b) >= sectorLen; b = b[sectorLen:] {
 		if bytes.Equal(b[:sectorLen], zero[:]) {
 			return true
 		}

@@ -252,17 +252,20 @@ func (s *Spool) recover() error {
 			// One damaged record with intact ones after it: count it as
 			// the reader will when it sets it aside, and go on.
 			next, ok := damagedRecordEnd(f, end, fi.Size())
-			if !ok || hasZeroSector(f, end, next) {
+			if !ok {
+				break
+			}
+			rec := make([]byte, next-end)
+			if _, err = f.ReadAt(rec, end); err != nil {
+				break
+			}
+			if hasZeroSector(rec, end) {
 				// An unwritten sector is a commit torn by a crash, not
 				// bit rot: the intact frames after it are of the same
 				// unacknowledged commit, and are cut with it.
 				break
 			}
-			payload := make([]byte, next-end-frameLen)
-			if _, err = f.ReadAt(payload, end+frameLen); err != nil {
-				break
-			}
-			count(payload)
+			count(rec[frameLen:])
 			end, err = scanSegment(f, next, count)
 		}
 		if err != nil {
