@@ -234,8 +234,24 @@ func (s *Spool) finalFlush(w bugreport.EventWriter, d DrainOptions, m *drainMetr
 	}
 	for ctx.Err() == nil {
 		b, err := s.Peek(d.BatchEvents, d.BatchBytes)
-		if err != nil || b.Len() == 0 {
+		if err != nil {
+			n, _ := s.Stats()
+			d.Logger.Warn("final flush could not read the spool; events stay in it for the next start", "events", n, "err", err)
 			return
+		}
+		if b.Len() == 0 {
+			if b.end == b.start {
+				s.Release(&b)
+				return
+			}
+			// Only records that were set aside: move past them, as Drain
+			// does, to flush the records behind them.
+			if err := s.Ack(b); err != nil {
+				n, _ := s.Stats()
+				d.Logger.Warn("final flush could not move past set-aside records; events stay in the spool for the next start", "events", n, "err", err)
+				return
+			}
+			continue
 		}
 		if err := s.write(ctx, w, b, d, m); err != nil {
 			n, _ := s.Stats()

@@ -331,6 +331,29 @@ func TestDrainMovesPastBatchesOfSetAsideRecordsOnly(t *testing.T) {
 	}
 }
 
+// The final flush at shutdown moves past set-aside records too, rather than
+// stop there and leave the records behind them for the next start.
+func TestFinalFlushMovesPastSetAsideRecords(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	s := open(t, dir, 1<<20)
+	defer s.Close()
+	appendRaw(t, s, make([]byte, 3), 0) // shorter than a record header
+	if err := s.Append(context.Background(), events("ok", 1)); err != nil {
+		t.Fatal(err)
+	}
+	w := &scriptedWriter{}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // already shutting down: only the final flush runs
+	// BatchEvents 1: the first peek holds the short record alone.
+	s.Drain(ctx, w, DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour})
+	if w.stored() != 1 {
+		t.Fatalf("final flush stored %d events behind a short record, want 1", w.stored())
+	}
+	if n, _ := s.Stats(); n != 0 {
+		t.Errorf("%d events left in the spool after the final flush", n)
+	}
+}
+
 func TestLegacyBboltSpoolIsImportedOnce(t *testing.T) {
 	root := t.TempDir()
 	legacy := filepath.Join(root, "events.db")

@@ -42,11 +42,32 @@ func waitPrepared(t *testing.T, s *Spool) {
 // to its first (grown) segment and waits until the next one is prepared.
 func startPrepared(t *testing.T) (string, *Spool) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "log")
-	s := openPrealloc(t, dir)
-	appendEach(t, s, "a")
-	waitPrepared(t, s)
+	dir, s, _ := startPreparedReg(t)
 	return dir, s
+}
+
+// startPreparedReg is startPrepared, with the registry of the spool's
+// metrics.
+func startPreparedReg(t *testing.T) (string, *Spool, *prometheus.Registry) {
+	t.Helper()
+	for range 20 {
+		dir := filepath.Join(t.TempDir(), "log")
+		reg := prometheus.NewRegistry()
+		s := openPreallocReg(t, dir, reg)
+		appendEach(t, s, "a")
+		// On a busy machine the first prepare can finish before that
+		// append, which then goes straight into the prepared segment:
+		// start over.
+		if s.tailSeg.room < s.opts.SegmentBytes {
+			waitPrepared(t, s)
+			return dir, s, reg
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("20 first appends in a row went into a prepared segment")
+	return "", nil, nil
 }
 
 func fileSize(t *testing.T, path string) int64 {
@@ -62,11 +83,7 @@ func fileSize(t *testing.T, path string) int64 {
 // onto the prepared one as soon as it is ready, and the records written into
 // its zeros survive a restart, after which appends go on in its room.
 func TestTailMovesOntoPreparedSegment(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	reg := prometheus.NewRegistry()
-	s := openPreallocReg(t, dir, reg)
-	appendEach(t, s, "a")
-	waitPrepared(t, s)
+	dir, s, reg := startPreparedReg(t)
 	appendEach(t, s, "b")
 	segs := segmentFiles(t, dir)
 	if len(segs) != 2 {
@@ -286,7 +303,15 @@ func TestPrepareRetriedAfterFailure(t *testing.T) {
 	}
 	failed := make(chan struct{}, 1)
 	s.pre.failed = func(error) { failed <- struct{}{} }
-	appendEach(t, s, "b") // takes the prepared segment; preparing the next fails
+	// Fill the tail until it moves onto the prepared segment (it already
+	// has if the first append came after the first prepare); preparing the
+	// next one then fails.
+	for i := 0; i < 1000 && s.pre.isReady(); i++ {
+		appendEach(t, s, strings.Repeat("b", testSegment/100))
+	}
+	if s.pre.isReady() {
+		t.Fatalf("the tail never took the prepared segment (%d segments)", len(segmentFiles(t, dir)))
+	}
 	select {
 	case <-failed:
 	case <-time.After(time.Minute):
