@@ -236,7 +236,7 @@ func (s *Spool) finalFlush(w bugreport.EventWriter, d DrainOptions, m *drainMetr
 		b, err := s.Peek(d.BatchEvents, d.BatchBytes)
 		if err != nil {
 			n, _ := s.Stats()
-			d.Logger.Warn("final flush could not read the spool; events stay in it for the next start", "events", n, "err", err)
+			d.Logger.Error("final flush could not read the spool; events stay in it for the next start", "events", n, "err", err)
 			return
 		}
 		if b.Len() == 0 {

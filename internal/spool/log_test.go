@@ -322,7 +322,7 @@ func TestDrainMovesPastBatchesOfSetAsideRecordsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &scriptedWriter{}
-	// BatchEvents 1 and a flush interval of an hour: the first peek holds
+	// BatchBytes 1 and a flush interval of an hour: the first peek holds
 	// the short record alone.
 	drainUntil(s, w, DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour},
 		func() bool { return w.stored() >= 1 })
@@ -344,7 +344,7 @@ func TestFinalFlushMovesPastSetAsideRecords(t *testing.T) {
 	w := &scriptedWriter{}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // already shutting down: only the final flush runs
-	// BatchEvents 1: the first peek holds the short record alone.
+	// BatchBytes 1: the first peek holds the short record alone.
 	s.Drain(ctx, w, DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour})
 	if w.stored() != 1 {
 		t.Fatalf("final flush stored %d events behind a short record, want 1", w.stored())

@@ -25,6 +25,8 @@ func openPreallocReg(t *testing.T, dir string, reg prometheus.Registerer) *Spool
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Also when a test fails before its own Close; a second Close does nothing.
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
@@ -303,9 +305,9 @@ func TestPrepareRetriedAfterFailure(t *testing.T) {
 	}
 	failed := make(chan struct{}, 1)
 	s.pre.failed = func(error) { failed <- struct{}{} }
-	// Fill the tail until it moves onto the prepared segment (it already
-	// has if the first append came after the first prepare); preparing the
-	// next one then fails.
+	// Fill the tail until it moves onto the prepared segment (startPrepared
+	// left it on a grown one, so the first append should do); preparing
+	// the next one then fails.
 	for i := 0; i < 1000 && s.pre.isReady(); i++ {
 		appendEach(t, s, strings.Repeat("b", testSegment/100))
 	}

@@ -35,8 +35,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // segment is one log file. size is the length of its committed (fsynced)
 // records; it is guarded by Spool.mu. room is the file's length, more than
-// size when it was zero-filled ahead (see prealloc.go); only the commit
-// loop reads it after recovery.
+// size when it was zero-filled ahead (see prealloc.go); after recovery only
+// the commit loop reads it (and tests, once an Append has returned).
 type segment struct {
 	id   uint64
 	path string
