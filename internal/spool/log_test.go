@@ -313,44 +313,37 @@ func TestUndecodableRecordIsSetAsideNotBlocking(t *testing.T) {
 	}
 }
 
+// A batch holding only set-aside records is moved past, by the running
+// drainer and by the final flush at shutdown, rather than block the records
+// behind it or leave them for the next start.
 func TestDrainMovesPastBatchesOfSetAsideRecordsOnly(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	s := open(t, dir, 1<<20)
-	defer s.Close()
-	appendRaw(t, s, make([]byte, 3), 0) // shorter than a record header
-	if err := s.Append(context.Background(), events("ok", 1)); err != nil {
-		t.Fatal(err)
-	}
-	w := &scriptedWriter{}
-	// BatchBytes 1 and a flush interval of an hour: the first peek holds
-	// the short record alone.
-	drainUntil(s, w, DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour},
-		func() bool { return w.stored() >= 1 })
-	if w.stored() != 1 {
-		t.Fatalf("stored %d events behind a short record, want 1", w.stored())
-	}
-}
-
-// The final flush at shutdown moves past set-aside records too, rather than
-// stop there and leave the records behind them for the next start.
-func TestFinalFlushMovesPastSetAsideRecords(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "log")
-	s := open(t, dir, 1<<20)
-	defer s.Close()
-	appendRaw(t, s, make([]byte, 3), 0) // shorter than a record header
-	if err := s.Append(context.Background(), events("ok", 1)); err != nil {
-		t.Fatal(err)
-	}
-	w := &scriptedWriter{}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // already shutting down: only the final flush runs
-	// BatchBytes 1: the first peek holds the short record alone.
-	s.Drain(ctx, w, DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour})
-	if w.stored() != 1 {
-		t.Fatalf("final flush stored %d events behind a short record, want 1", w.stored())
-	}
-	if n, _ := s.Stats(); n != 0 {
-		t.Errorf("%d events left in the spool after the final flush", n)
+	for _, final := range []bool{false, true} {
+		t.Run(fmt.Sprintf("final flush %v", final), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "log")
+			s := open(t, dir, 1<<20)
+			defer s.Close()
+			appendRaw(t, s, make([]byte, 3), 0) // shorter than a record header
+			if err := s.Append(context.Background(), events("ok", 1)); err != nil {
+				t.Fatal(err)
+			}
+			w := &scriptedWriter{}
+			// BatchBytes 1 and a flush interval of an hour: the first peek
+			// holds the short record alone.
+			o := DrainOptions{BatchEvents: 1, BatchBytes: 1, FlushInterval: time.Hour}
+			if final {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel() // already shutting down: only the final flush runs
+				s.Drain(ctx, w, o)
+			} else {
+				drainUntil(s, w, o, func() bool { return w.stored() >= 1 })
+			}
+			if w.stored() != 1 {
+				t.Fatalf("stored %d events behind a short record, want 1", w.stored())
+			}
+			if n, _ := s.Stats(); n != 0 {
+				t.Errorf("%d events left in the spool", n)
+			}
+		})
 	}
 }
 
