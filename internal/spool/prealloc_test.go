@@ -305,12 +305,9 @@ func TestPrepareRetriedAfterFailure(t *testing.T) {
 	}
 	failed := make(chan struct{}, 1)
 	s.pre.failed = func(error) { failed <- struct{}{} }
-	// Fill the tail until it moves onto the prepared segment (startPrepared
-	// left it on a grown one, so the first append should do); preparing
-	// the next one then fails.
-	for i := 0; i < 1000 && s.pre.isReady(); i++ {
-		appendEach(t, s, strings.Repeat("b", testSegment/100))
-	}
+	// The tail is on a grown segment (startPrepared), so this append moves
+	// it onto the prepared one; preparing the next one then fails.
+	appendEach(t, s, "b")
 	if s.pre.isReady() {
 		t.Fatalf("the tail never took the prepared segment (%d segments)", len(segmentFiles(t, dir)))
 	}
