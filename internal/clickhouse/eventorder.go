@@ -50,15 +50,23 @@ func compareEventKeys(a, b eventKey) int {
 	if c := cmp.Compare(a.uuidHigh, b.uuidHigh); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.uuidLow, b.uuidLow)
+	if c := cmp.Compare(a.uuidLow, b.uuidLow); c != 0 {
+		return c
+	}
+	// Replays of one event keep their order, which the server does not
+	// need but a reader of a batch may.
+	return cmp.Compare(a.i, b.i)
 }
 
 // serverDay is toDate of the DateTime t is stored as (whole seconds) in
 // loc: the days since 1970-01-01 of t's date there.
 func serverDay(t time.Time, loc *time.Location) int64 {
 	sec := t.Unix()
-	_, offset := time.Unix(sec, 0).In(loc).Zone()
-	local := sec + int64(offset)
+	local := sec
+	if loc != time.UTC {
+		_, offset := time.Unix(sec, 0).In(loc).Zone()
+		local += int64(offset)
+	}
 	day := local / 86400
 	if local%86400 < 0 {
 		day--
@@ -82,7 +90,7 @@ func sortedOrder(events []bugreport.Event, loc *time.Location) []int {
 			i:        i,
 		})
 	}
-	slices.SortStableFunc(keys, compareEventKeys)
+	slices.SortFunc(keys, compareEventKeys)
 	order := make([]int, len(keys))
 	for j, k := range keys {
 		order[j] = k.i
