@@ -152,7 +152,11 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		}
 	}
 	tz := time.UTC
-	if v, err := conn.ServerVersion(); err == nil && v.Timezone != nil {
+	if v, err := conn.ServerVersion(); err != nil || v.Timezone == nil {
+		// Inserts still work; on a server not in UTC they only lose the
+		// presorting of eventorder.go.
+		o.Logger.Warn("clickhouse: the server's time zone is unknown; inserts are ordered by UTC days", "err", err)
+	} else {
 		tz = v.Timezone
 	}
 	return &DB{conn: conn, database: database, cluster: o.Cluster, log: o.Logger, tz: tz}, nil
@@ -222,12 +226,13 @@ func (db *DB) WriteEvents(ctx context.Context, events []bugreport.Event) error {
 	if err := db.writeScreenshots(ctx, events); err != nil {
 		return err
 	}
+	// Ordered before the INSERT opens: sorting holds no connection.
+	order := sortedOrder(events, db.tz)
 	batch, err := db.conn.PrepareBatch(ctx, "INSERT INTO events ("+eventColumns+")")
 	if err != nil {
 		return fmt.Errorf("clickhouse: prepare insert: %w", err)
 	}
 	defer func() { _ = batch.Abort() }()
-	order := sortedOrder(events, db.tz)
 	var b eventBlock
 	for start := 0; start < len(order); {
 		end, bytes := start, 0

@@ -17,11 +17,19 @@ import (
 // uuid). Before it writes a block as a part, ClickHouse checks whether the
 // block is sorted (MergeTreeDataWriter, in 18.16 as in current releases;
 // the MergeTreeDataWriterBlocksAlreadySorted counter) and then skips
-// sorting it and, dearer, copying every column, properties included, into
-// the sorted order: at 5 000-8 000 events/s that copy (ColumnString::permute)
-// was 10-15 % of the managed server's CPU (docs/benchmarks.md). Should the order computed here ever
-// differ from the server's (another time zone database, say), the server
-// sorts the block as it always did: only the saving is lost.
+// sorting it and, in 18.16, copying every column, properties included, into
+// the sorted order: at 5 000-8 000 events/s that copy
+// (ColumnString::permute) was 10-15 % of the managed server's CPU
+// (docs/benchmarks.md). Current releases with optimize_on_insert copy the
+// columns once anyway; they still skip the sort.
+//
+// Should the order computed here differ from the server's (another time
+// zone database, say, or cluster nodes in different time zones: toDate is
+// cut in the zone of the node the driver first reached), the server sorts
+// the block as it always did. What is stored is the same, with one rare
+// exception: replays of one event whose days differ only by that time zone
+// disagreement may then reach the server in another order, which decides
+// which copy a ReplacingMergeTree keeps.
 
 // eventKey is an event's sorting key, in the form ClickHouse compares it.
 type eventKey struct {
@@ -53,8 +61,9 @@ func compareEventKeys(a, b eventKey) int {
 	if c := cmp.Compare(a.uuidLow, b.uuidLow); c != 0 {
 		return c
 	}
-	// Replays of one event keep their order, which the server does not
-	// need but a reader of a batch may.
+	// Rows with equal keys are replays of one event, and a
+	// ReplacingMergeTree without a version keeps the last one inserted:
+	// the server's own sort is stable, so keep the batch's order.
 	return cmp.Compare(a.i, b.i)
 }
 
@@ -63,10 +72,13 @@ func compareEventKeys(a, b eventKey) int {
 func serverDay(t time.Time, loc *time.Location) int64 {
 	sec := t.Unix()
 	local := sec
-	if loc != time.UTC {
+	if loc != nil && loc != time.UTC {
 		_, offset := time.Unix(sec, 0).In(loc).Zone()
 		local += int64(offset)
 	}
+	// Floor division: days before 1970 are negative. (The server's
+	// DateTime cannot hold them, and capture refuses such timestamps, but
+	// a wrong key only costs the presorting.)
 	day := local / 86400
 	if local%86400 < 0 {
 		day--
