@@ -42,6 +42,8 @@ type eventKey struct {
 	i                 int // the event's index in the batch
 }
 
+// compareEventKeys stops at the first difference: cmp.Or, which computes
+// every comparison, made BenchmarkSortedOrder half as slow again.
 func compareEventKeys(a, b eventKey) int {
 	if c := strings.Compare(a.project, b.project); c != 0 {
 		return c
